@@ -1,0 +1,118 @@
+# All-MLP vision: build, test and lock.
+#
+#   make book       build the site into _build/html (notebooks are not executed)
+#   make test       lint, unit tests, notebooks (smoke profile), site build, browser check
+#   make book-exec  build the site and execute every notebook
+#   make lock       regenerate requirements.txt from requirements.in
+#
+# Every target creates or reuses .venv (Python 3.11 with the pinned lock).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp
+JOBS ?= 2
+
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR := _vendor/mathjax
+MATHJAX := $(MATHJAX_DIR)/tex-mml-chtml.js
+
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+
+.PHONY: help $(VENV) test lint unit nbval book book-exec browser chromium sync-links \
+	vendor-mathjax lock clean
+
+help:
+	@sed -n '2,8s/^# \{0,1\}//p' Makefile
+
+# --- environment -------------------------------------------------------------
+
+$(VENV): $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+# --- tests -------------------------------------------------------------------
+
+test: lint unit nbval browser
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -n $(JOBS) --dist loadscope -m "not browser" tests
+
+nbval: $(STAMP)
+ifeq ($(NOTEBOOKS),)
+	@echo "nbval: no notebooks/*.ipynb yet, skipping"
+else
+	MIXER_PROFILE=smoke $(BIN)/pytest -q -p no:cacheprovider --nbval-lax \
+		-n $(JOBS) --dist loadscope $(NOTEBOOKS)
+endif
+
+browser: book chromium
+	$(BIN)/pytest -q -m browser tests/browser
+
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "Installing Debian's chromium for the browser check"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# --- site --------------------------------------------------------------------
+
+book: $(STAMP) $(MATHJAX)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
+
+# Same build with every notebook executed: the override config differs from
+# _config.yml only in execute.execute_notebooks.
+book-exec: $(STAMP) $(MATHJAX)
+	mkdir -p _build
+	$(BIN)/python -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); \
+		c["execute"]["execute_notebooks"] = "force"; yaml.safe_dump(c, sys.stdout)' \
+		> _build/_config.exec.yml
+	$(BIN)/jupyter-book build . --config _build/_config.exec.yml --warningiserror --keep-going
+
+# Rewrite every notebook's Colab badge and pip-install URL from _config.yml.
+sync-links: $(STAMP)
+	$(BIN)/python tools/sync_repo_links.py
+
+# MathJax is committed under _vendor/mathjax (served from the site root via
+# html_extra_path) so the site renders maths offline. This target re-creates it
+# from the npm registry when missing; `make vendor-mathjax` forces a refresh.
+$(MATHJAX):
+	$(MAKE) vendor-mathjax
+
+vendor-mathjax:
+	rm -rf .cache/npm $(MATHJAX_DIR)
+	npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm mathjax@$(MATHJAX_VERSION)
+	src=.cache/npm/node_modules/mathjax; \
+	mkdir -p $(MATHJAX_DIR)/output/chtml/fonts $(MATHJAX_DIR)/input/tex; \
+	cp $$src/LICENSE $$src/es5/tex-mml-chtml.js $(MATHJAX_DIR)/; \
+	cp -r $$src/es5/output/chtml/fonts/woff-v2 $(MATHJAX_DIR)/output/chtml/fonts/; \
+	cp -r $$src/es5/input/tex/extensions $(MATHJAX_DIR)/input/tex/; \
+	rm $(MATHJAX_DIR)/input/tex/extensions/all-packages.js; \
+	echo "MathJax $(MATHJAX_VERSION) (Apache-2.0), es5 build from npm; see LICENSE." \
+		> $(MATHJAX_DIR)/VERSION
+
+# --- maintenance -------------------------------------------------------------
+
+# Resolve requirements.in in a throwaway venv and freeze it, keeping the header.
+lock:
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q -r requirements.in; \
+	{ head -n 1 requirements.txt; "$$tmp/venv/bin/pip" freeze --exclude-editable; } \
+		> "$$tmp/requirements.txt"; \
+	mv "$$tmp/requirements.txt" requirements.txt
+
+clean:
+	rm -rf _build artifacts .pytest_cache .ruff_cache .cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
