@@ -4,6 +4,8 @@
 #   make test       lint, unit tests, notebooks (smoke profile), site build, browser check
 #   make book-exec  build the site and execute every notebook
 #   make lock       regenerate requirements.txt from requirements.in
+#   make exercises  build the exercises (student notebooks, autograder zips)
+#   make grade SUBMISSIONS=dir/   grade every notebook in dir/ (table + dir/grades.csv)
 #
 # Every target creates or reuses .venv (Python 3.11 with the pinned lock).
 
@@ -24,10 +26,10 @@ MATHJAX := $(MATHJAX_DIR)/tex-mml-chtml.js
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 .PHONY: help $(VENV) test lint unit nbval book book-exec browser chromium sync-links \
-	vendor-mathjax lock clean
+	vendor-mathjax lock clean exercises grade
 
 help:
-	@sed -n '2,8s/^# \{0,1\}//p' Makefile
+	@sed -n '2,10s/^# \{0,1\}//p' Makefile
 
 # --- environment -------------------------------------------------------------
 
@@ -116,3 +118,19 @@ lock:
 clean:
 	rm -rf _build artifacts .pytest_cache .ruff_cache .cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+# --- exercises -----------------------------------------------------------------
+
+# otter assign on every exercises/NN_name/NN_name.ipynb master: rewrites the committed
+# student/ notebooks and builds the gitignored autograder/ zips (and checks that the
+# solutions pass their own tests).
+exercises: $(STAMP)
+	$(BIN)/python exercises/build.py
+
+# Grade every .ipynb in SUBMISSIONS with `otter run` (no Docker), TIMEOUT seconds each;
+# prints a table and writes SUBMISSIONS/grades.csv.
+SUBMISSIONS ?= submissions
+TIMEOUT ?= 300
+grade: $(STAMP)
+	@test -n "$$(ls exercises/*/autograder/*.zip 2>/dev/null)" || $(MAKE) exercises
+	$(BIN)/python exercises/grade.py "$(SUBMISSIONS)" --timeout $(TIMEOUT) --jobs $(JOBS)

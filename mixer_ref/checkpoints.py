@@ -45,7 +45,8 @@ DEFAULT_LAYOUT = {
 
 def _suffix(path: Path) -> str:
     if path.is_dir():
-        raise ValueError(f"Expected a .npz/.pth/.pt/.safetensors file, got a directory: {path}")
+        raise ValueError(f"Expected a .npz/.pth/.pt/.safetensors file or a training workdir "
+                         f"(with model.json), got a directory without model.json: {path}")
     if path.suffix not in SUFFIXES:
         raise ValueError(f"Expected a .npz/.pth/.pt/.safetensors file, got {path.name!r}.")
     return path.suffix
@@ -139,7 +140,8 @@ def config_from_shapes(shapes: Mapping[str, tuple[int, ...]], family: str) -> Co
 
 def load_pretrained(path: str | Path, framework: str = "flax", name: str | None = None,
                     num_classes: int | None = None):
-    """Loads a checkpoint file into a new Flax (default) or torch model.
+    """Loads a checkpoint file, or a training workdir's latest checkpoint, into a new Flax
+    (default) or torch model.
 
     The layout (``interop.LAYOUT_NAMES``) is detected from the keys. With ``name=None`` the
     architecture is inferred from the shapes (``config_from_shapes``); with ``name`` the
@@ -148,6 +150,8 @@ def load_pretrained(path: str | Path, framework: str = "flax", name: str | None 
     and bias), as the official fine-tuning does, for ResMLP too.
     """
     check_framework(framework)
+    if (Path(path) / "model.json").is_file():
+        return _load_workdir(Path(path), framework, name, num_classes)
     state = read_state(path)
     layout = interop.detect_layout(state)
     shapes = {k: v.shape for k, v in state.items()}
@@ -163,7 +167,25 @@ def load_pretrained(path: str | Path, framework: str = "flax", name: str | None 
             config = dataclasses.replace(config, num_classes=ours["head/kernel"][1])
     expected = interop.shapes_from_canonical(interop.param_shapes(config), layout)
     interop.check_fits(shapes, expected, f"Checkpoint {path} ({layout}, loaded as {config.name})")
-    params = interop.to_canonical(state, layout)
+    return _build(config, interop.to_canonical(state, layout), framework, num_classes)
+
+
+def _load_workdir(workdir: Path, framework: str, name: str | None, num_classes: int | None):
+    """The latest checkpoint of a ``mixer_ref.train`` workdir (Orbax), as a model."""
+    from mixer_ref.train.checkpointing import load_workdir
+
+    model = load_workdir(str(workdir))
+    config = model.config
+    if name is not None and get_config(name).family != config.family:
+        raise ValueError(f"{workdir} holds a {config.family} model ({config.name}), but "
+                         f"{name!r} is a {get_config(name).family} model.")
+    return _build(config, interop.flat_params(model), framework, num_classes)
+
+
+def _build(config: Config, params: dict[str, np.ndarray], framework: str,
+           num_classes: int | None):
+    """The model of ``params``; a ``num_classes`` other than the checkpoint's gets a fresh
+    zero head."""
     if num_classes is not None and num_classes != config.num_classes:
         config = dataclasses.replace(config, num_classes=num_classes)
         params["head/kernel"] = np.zeros((config.hidden_dim, num_classes), np.float32)

@@ -4,6 +4,7 @@ replacement, and errors that say what was expected and what was given."""
 import dataclasses
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -302,3 +303,25 @@ def test_only_checkpoint_files_are_accepted(tmp_path):
         load_pretrained(tmp_path)
     with pytest.raises(ValueError, match="got 'model.ckpt'"):
         load_pretrained(tmp_path / "model.ckpt")
+
+
+def test_load_pretrained_reads_a_training_workdir(tmp_path):
+    from mixer_ref import train
+
+    config = train.apply_overrides(train.get_recipe("smoke"),
+                                   ["num_steps=2", "optim.warmup_steps=1", "checkpoint_every=2",
+                                    "eval_every=0"])
+    trained, _ = train.fit(config, str(tmp_path), progress=False)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    expected = np.asarray(trained(jnp.asarray(x)))
+
+    flax_model = mixer_ref.load_pretrained(tmp_path)
+    np.testing.assert_array_equal(np.asarray(flax_model(jnp.asarray(x))), expected)
+    torch_model = mixer_ref.load_pretrained(tmp_path, framework="torch", num_classes=3)
+    assert torch_model.config.num_classes == 3
+    assert not torch_model.head.weight.any() and not torch_model.head.bias.any()
+
+
+def test_a_directory_without_model_json_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="training workdir .*got a directory without model.json"):
+        mixer_ref.load_pretrained(tmp_path)

@@ -230,7 +230,7 @@ def augment(key: jax.Array, images: jax.Array, *, crop: str = "none", crop_paddi
             flip: bool = False, randaug_num_ops: int = 0,
             randaug_magnitude: float = 0.0) -> jax.Array:
     """The per-image augmentations in order: crop, flip, RandAugment. [0, 1] in and out."""
-    k_crop, k_flip, k_rand = jax.random.split(jax.random.key(0), 3)  # BROKEN
+    k_crop, k_flip, k_rand = jax.random.split(key, 3)
     if crop == "pad":
         images = random_crop(k_crop, images, crop_padding)
     elif crop == "resized":

@@ -129,7 +129,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     spec = REMOTE[name]
     check_split(name, split, tuple(spec.split_sizes))
     size = image_size or spec.default_size
-    directory = Path(root).expanduser() / name if root is not None else default_root() / name
+    directory = (Path(root).expanduser() if root is not None else default_root()) / name
     suffix = "" if spec.native_size else f"-{size}px"
     cache = directory / f"{split}{suffix}.npz"
     source = " ".join(a.checksum for a in spec.archives)

@@ -63,7 +63,7 @@ class Checkpointer:
         nnx.replace_by_pure_dict(params, restored["params"])
         nnx.replace_by_pure_dict(opt_state, restored["opt_state"])
         nnx.update(model, params)
-        pass  # BROKEN
+        nnx.update(optimizer, opt_state)
 
     def close(self) -> None:
         self.manager.wait_until_finished()

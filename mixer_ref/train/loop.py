@@ -30,7 +30,7 @@ from mixer_ref.data import augment, pipeline
 from mixer_ref.flops import flops_per_image
 from mixer_ref.models import build
 from mixer_ref.train import distributed, metrics
-from mixer_ref.train.checkpointing import Checkpointer, load_workdir, write_configs
+from mixer_ref.train.checkpointing import Checkpointer, write_configs
 from mixer_ref.train.optim import make_optimizer, make_schedule
 from mixer_ref.train.recipes import DataSpec, TrainConfig
 
@@ -50,21 +50,19 @@ def load_dataset(spec: DataSpec, split: str, image_size: int):
     if spec.dataset == "synthetic":
         return pipeline.synthetic(SYNTHETIC_SIZES.get(split, 256), image_size,
                                   SYNTHETIC_CLASSES, split=split)
+    if spec.dataset == "shards":  # ArrayRecord shards in spec.root, read on demand
+        from mixer_ref.data.shards import load_shards
+
+        return load_shards(spec.root, split, image_size)
     from mixer_ref.data import load
 
     return load(spec.dataset, split=split, root=spec.root, image_size=image_size)
 
 
 def load_backbone(path: str) -> nnx.Module:
-    """The model to fine-tune from: a training workdir, or whatever
-    ``mixer_ref.load_pretrained`` accepts (the released checkpoints)."""
-    if os.path.exists(os.path.join(path, "model.json")):
-        return load_workdir(path)
+    """The model to fine-tune from: a training workdir, or a released checkpoint file."""
     import mixer_ref
 
-    if not hasattr(mixer_ref, "load_pretrained"):
-        raise FileNotFoundError(f"{path!r} is not a training workdir (no model.json), and "
-                                "mixer_ref.load_pretrained is not available.")
     return mixer_ref.load_pretrained(path)
 
 
@@ -78,10 +76,16 @@ def build_model(config: TrainConfig, num_classes: int, dtype=None) -> nnx.Module
     overrides = dict(num_classes=num_classes, dropout=spec.dropout,
                      stoch_depth=spec.stoch_depth)
     if spec.pretrained is None:
+        if spec.image_size is not None:
+            overrides["image_size"] = spec.image_size
         model_config = get_config(spec.name, **overrides)
         # One compiled initialiser instead of one eager dispatch per parameter.
         return nnx.jit(lambda: build(model_config, "flax", config.seed, dtype=dtype))()
     source = load_backbone(spec.pretrained)
+    if spec.image_size not in (None, source.config.image_size):  # Supp. C: K× resolution
+        from mixer_ref.surgery import expand_token_mixing
+
+        source = expand_token_mixing(source, spec.image_size)
     model = build(dataclasses.replace(source.config, **overrides), "flax", config.seed,
                   dtype=dtype)
     target = nnx.state(model, nnx.Param)
@@ -201,8 +205,9 @@ def fit(config: TrainConfig, workdir: str, *, train_data=None, eval_data=None,
         model_config = (read_model_config(pretrained)
                         if os.path.exists(os.path.join(pretrained, "model.json"))
                         else load_backbone(pretrained).config)
-    image_size = model_config.image_size
-    train_data = train_data or load_dataset(config.data, config.data.train_split, image_size)
+    image_size = config.model.image_size or model_config.image_size
+    if train_data is None:
+        train_data = load_dataset(config.data, config.data.train_split, image_size)
     if eval_data is None and config.eval_every:
         eval_data = load_dataset(config.data, config.data.eval_split, image_size)
     num_classes = train_data.num_classes
@@ -249,27 +254,29 @@ def fit(config: TrainConfig, workdir: str, *, train_data=None, eval_data=None,
             else:
                 timed_steps += 1
             last = done == config.num_steps
-            if done % config.log_every == 0 or last:
+            logging = done % config.log_every == 0 or last
+            evaluating = bool(eval_data is not None and config.eval_every
+                              and (done % config.eval_every == 0 or last))
+            if logging:
                 means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
-                elapsed = time.perf_counter() - timer
-                rate = timed_steps * config.batch_size / elapsed if timed_steps else None
-                record = {"kind": "train", "step": done, **means,
-                          "lr": float(schedule(step)), "images_per_sec": rate,
-                          "mfu": rate * image_flops / peak
-                          if rate and peak else None}
-                writer.write(record)
+                rate = (timed_steps * config.batch_size / (time.perf_counter() - timer)
+                        if timed_steps else None)
+                writer.write({"kind": "train", "step": done, **means,
+                              "lr": float(schedule(step)), "images_per_sec": rate,
+                              "mfu": rate * image_flops / peak if rate and peak else None})
                 bar.set_postfix(loss=f"{means['loss']:.3f}", acc=f"{means['accuracy']:.3f}")
-                pending, timer, timed_steps = [], time.perf_counter(), 0
+                pending = []
                 stopping = _stop_requested(stop.requested)
             else:
                 stopping = stop.requested and jax.process_count() == 1
-            if eval_data is not None and config.eval_every and (
-                    done % config.eval_every == 0 or last):
+            if evaluating:
                 result = _evaluate(model, eval_data, config.eval_batch_size, mesh)
                 writer.write({"kind": "eval", "step": done, **result})
-                timer, timed_steps = time.perf_counter(), 0
-            if done % config.checkpoint_every == 0 or last or stopping:
+            saving = done % config.checkpoint_every == 0 or last or stopping
+            if saving:
                 checkpointer.save(done, model, optimizer)
+            if logging or evaluating or saving:  # images/s counts training steps only
+                timer, timed_steps = time.perf_counter(), 0
             if stopping:
                 if distributed.is_primary():
                     print(f"\nSIGTERM: saved a checkpoint at step {done} in {workdir}; "

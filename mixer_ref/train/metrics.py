@@ -39,7 +39,7 @@ PEAK_FLOPS = {
 
 
 @functools.cache
-def measured_peak_flops(size: int = 1024, repeats: int = 5) -> float:
+def measured_peak_flops(size: int = 2048, repeats: int = 5) -> float:
     """The best float32 matmul FLOP/s of one jitted ``size``×``size`` product."""
     x = jnp.ones((size, size), jnp.float32)
     matmul = jax.jit(lambda a: a @ a)

@@ -9,8 +9,10 @@ fields to set, optionally on top of a named recipe given by ``"base"``::
 
     {"base": "cifar10_mixer", "optim": {"learning_rate": 0.002}, "num_steps": 5000}
 
-The ``config.json`` that training writes into its workdir is such a file. Command-line
-overrides use dotted keys, ``--set optim.learning_rate=3e-3 model.stoch_depth=0.1``.
+Keys that start with ``_`` are comments (JSON has none) and are ignored, e.g.
+``"_source": "Table 4"``. The ``config.json`` that training writes into its workdir is such
+a file. Command-line overrides use dotted keys, ``--set optim.learning_rate=3e-3
+model.stoch_depth=0.1``.
 """
 
 from __future__ import annotations
@@ -30,18 +32,23 @@ class ModelSpec:
 
     ``dropout`` and ``stoch_depth`` override the registry config's fields of those names.
     ``pretrained`` is a checkpoint (a training workdir, or anything ``mixer_ref.
-    load_pretrained`` accepts) to fine-tune from, with a fresh zero head (Supp. C).
+    load_pretrained`` accepts) to fine-tune from, with a fresh zero head (Supp. C); the
+    architecture then comes from the checkpoint and ``name`` is not used.
+    ``image_size`` (default: the model's) changes the resolution; a pretrained model is
+    expanded to it with ``mixer_ref.expand_token_mixing`` (Supp. C, a multiple of its own).
     """
 
     name: str = "mixer_tiny"
     dropout: float = 0.0
     stoch_depth: float = 0.0
     pretrained: str | None = None
+    image_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-    """The dataset, by ``mixer_ref.data.load`` name, or ``"synthetic"`` (generated here).
+    """The dataset, by ``mixer_ref.data.load`` name, ``"synthetic"`` (generated here), or
+    ``"shards"``: the ArrayRecord shard directory ``root`` (``mixer_ref.data.shards``).
 
     Images are loaded at the model's ``image_size``.
     """
@@ -107,7 +114,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     log_every: int = 50
-    eval_every: int = 0
+    eval_every: int = 0  # 0: no evaluation during training
     checkpoint_every: int = 500
     eval_batch_size: int = 256
 
@@ -120,7 +127,7 @@ class TrainConfig:
         if not 0 <= self.optim.warmup_steps <= self.num_steps:
             raise ValueError(f"optim.warmup_steps must lie in [0, num_steps={self.num_steps}], "
                              f"got {self.optim.warmup_steps}.")
-        for name in ("batch_size", "num_steps", "log_every"):
+        for name in ("batch_size", "num_steps", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
         return self
@@ -273,7 +280,7 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
     """Sets the nested ``values`` on ``base`` (default: the dataclass defaults)."""
-    values = dict(values)
+    values = {k: v for k, v in values.items() if not k.startswith("_")}  # comments
     if "base" in values:
         base = get_recipe(values.pop("base"))
     config = base or TrainConfig()

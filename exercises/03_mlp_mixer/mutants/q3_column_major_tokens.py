@@ -1,0 +1,12 @@
+# Mistake: tokens in column-major order; token mixing depends on the order.
+def mixer_forward(images, params):
+    kernel, bias = params["stem"]["proj"]["kernel"], params["stem"]["proj"]["bias"]
+    p, c = kernel.shape[0], kernel.shape[-1]
+    b, h, w, _ = images.shape
+    x = images.reshape(b, h // p, p, w // p, p, 3).transpose(0, 3, 1, 2, 4, 5)
+    x = x.reshape(b, (h // p) * (w // p), p * p * 3) @ kernel.reshape(-1, c) + bias
+    for block in params["blocks"]:
+        x = mixer_block(x, block)
+    norm = params["pre_head_layer_norm"]
+    x = layer_norm(x, norm["scale"], norm["bias"]).mean(axis=1)
+    return x @ params["head"]["kernel"] + params["head"]["bias"]

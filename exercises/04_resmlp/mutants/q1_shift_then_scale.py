@@ -1,0 +1,9 @@
+# Mistake: alpha * (x + beta) instead of alpha * x + beta.
+class Affine(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(dim))
+        self.beta = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        return self.alpha * (x + self.beta)
