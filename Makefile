@@ -56,6 +56,7 @@ ifeq ($(NOTEBOOKS),)
 	@echo "nbval: no notebooks/*.ipynb yet, skipping"
 else
 	MIXER_PROFILE=smoke $(BIN)/pytest -q -p no:cacheprovider --nbval-lax \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 		-n $(JOBS) --dist loadscope $(NOTEBOOKS)
 endif
 

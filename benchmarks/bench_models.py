@@ -5,13 +5,14 @@
     python benchmarks/bench_models.py --model mixer_course32 --set hidden_dim=512 --batch 64
     python benchmarks/bench_models.py --compile           # also torch.compile (slow to build)
 
-For each model it prints forward and Adam train-step images/s, the analytic FLOPs per image
-(``mixer_ref.flops``) and the fraction of this machine's float32 matmul peak, which is
-measured in the same run (a 2048×2048 matmul, best of several). The baseline is
-``linen_baseline.MlpMixer``; the ratio mixer_ref/baseline compares the two JAX models.
-All callables are warmed up (compiled) first, then timed round-robin, so that load from
-other processes hits every implementation alike; each figure is a median.
-The ratio pairs the two JAX models round by round.
+For each model it prints forward and Adam train-step images/s and their fraction of this
+machine's float32 matmul peak. FLOPs per image are counted from the config
+(``mixer_ref.flops``: the matmuls of stem, token mixing, channel mixing and head; a train
+step counts 3× the forward). The peak is measured in the same run, between the timed calls,
+as the best of three 2048×2048 matmuls (``jnp.dot`` for JAX, ``torch.mm`` for torch), and
+its median is used. The baseline is ``linen_baseline.MlpMixer``. Images/s are medians over
+the rounds; the ratio mixer_ref/baseline is the median of the per-round speed ratios of the
+two JAX models, which run next to each other.
 """
 
 from __future__ import annotations
@@ -38,19 +39,7 @@ from mixer_ref.models import build
 
 DEFAULT_RUNS = {"mixer_b16": 8, "mixer_course32": 128}
 NNX, BASELINE = "mixer_ref flax (nnx.jit)", "baseline linen (jax.jit)"
-
-
-def matmul_peaks(n: int = 2048, repeats: int = 10) -> dict[str, float]:
-    """FLOP/s of the best of ``repeats`` n×n float32 matmuls, in JAX and in torch."""
-    a = jnp.ones((n, n), jnp.float32)
-    dot = jax.jit(jnp.dot)
-    t = torch.ones(n, n)
-    peaks = {}
-    for name, fn in [("jax", lambda: dot(a, a).block_until_ready()),
-                     ("torch", lambda: torch.mm(t, t))]:
-        fn()
-        peaks[name] = 2 * n**3 / min(timed(fn) for _ in range(repeats))
-    return peaks
+MODES = ("forward", "train")
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -59,16 +48,37 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def round_robin_times(fns: dict, repeats: int) -> dict[object, list[float]]:
-    """Seconds per call, ``repeats`` rounds that call every function once, after one warm-up
-    call each (which also compiles)."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn))
-    return times
+def peak_meters(n: int = 2048, tries: int = 3) -> dict[str, Callable[[], float]]:
+    """Per backend, a function that returns the float32 matmul FLOP/s, best of ``tries``."""
+    a, t = jnp.ones((n, n), jnp.float32), torch.ones(n, n)
+    dot = jax.jit(jnp.dot)
+    calls = {"jax": lambda: dot(a, a).block_until_ready(), "torch": lambda: torch.mm(t, t)}
+
+    def meter(call):
+        call()
+        return lambda: 2 * n**3 / min(timed(call) for _ in range(tries))
+
+    return {backend: meter(call) for backend, call in calls.items()}
+
+
+def measure(fns: dict, peaks: dict[str, Callable[[], float]], repeats: int):
+    """Seconds per call, and matmul peaks measured between the calls, per key of ``fns``.
+
+    The backends take turns (the idle threads of one can spin and slow the other). Within a
+    backend, every callable is called once (JAX compiles there), then all are timed
+    round-robin, in reverse order every other round.
+    """
+    seconds = {key: [] for key in fns}
+    peak = {backend: [] for backend in peaks}
+    for backend, meter in peaks.items():
+        keys = [key for key in fns if fns[key][0] == backend]
+        for key in keys:
+            fns[key][1]()
+        for r in range(repeats):
+            for key in keys if r % 2 == 0 else keys[::-1]:
+                peak[backend].append(meter())
+                seconds[key].append(timed(fns[key][1]))
+    return seconds, {backend: statistics.median(p) for backend, p in peak.items()}
 
 
 def loss_fn(logits, labels):
@@ -121,7 +131,8 @@ def torch_callables(config, images, labels, compile_model: bool):
     model = build(config, "torch")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     run = torch.compile(model) if compile_model else model
-    x, y = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).contiguous(), labels
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(np.array(labels)).long()
 
     def forward():
         with torch.inference_mode():
@@ -136,52 +147,53 @@ def torch_callables(config, images, labels, compile_model: bool):
     return forward, train
 
 
-def bench(config, batch: int, repeats: int, compile_model: bool, peaks: dict[str, float]):
+def bench(config, batch: int, repeats: int, compile_model: bool, peaks):
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.normal(size=(batch, config.image_size, config.image_size, 3)),
                          jnp.float32)
-    labels = rng.integers(0, config.num_classes, batch)
+    labels = jnp.asarray(rng.integers(0, config.num_classes, batch))
     impls = {NNX: ("jax", nnx_callables(config, images, labels)),
-             "mixer_ref torch eager": ("torch", torch_callables(
-                 config, images, torch.from_numpy(labels), False))}
+             "mixer_ref torch eager": ("torch", torch_callables(config, images, labels, False))}
+    if compile_model:
+        impls["mixer_ref torch.compile"] = ("torch", torch_callables(config, images, labels,
+                                                                     True))
     if config.family == "mixer":
         impls[BASELINE] = ("jax", linen_callables(config, images, labels))
-    if compile_model:
-        impls["mixer_ref torch.compile"] = ("torch", torch_callables(
-            config, images, torch.from_numpy(labels), True))
-    fns = {(name, mode): fn for name, (_, pair) in impls.items()
-           for mode, fn in zip(("forward", "train"), pair, strict=True)}
-    times = round_robin_times(fns, repeats)
+    fns = {(name, mode): (impls[name][0], impls[name][1][i])
+           for i, mode in enumerate(MODES) for name in impls}
+    seconds, peak = measure(fns, peaks, repeats)
 
-    flops = {mode: flops_per_image(config, train=mode == "train") for mode in ("forward", "train")}
+    flops = {mode: flops_per_image(config, train=mode == "train") for mode in MODES}
     parts = ", ".join(f"{k} {2 * v / 1e9:.3f}" for k, v in macs_per_image(config).items())
-    print(f"\n{config.name}: batch {batch}, {config.image_size}px, "
-          f"{flops['forward'] / 1e9:.3f} GFLOP/image forward ({parts}); train step = 3x forward; "
-          f"median of {repeats}; load average {os.getloadavg()[0]:.1f}")
+    print(f"\n{config.name}: batch {batch}, {config.image_size}px; {repeats} rounds; "
+          f"load average {os.getloadavg()[0]:.1f}\n"
+          f"GFLOP/image: forward {flops['forward'] / 1e9:.3f} ({parts}), train step 3x\n"
+          f"float32 matmul peak, median over rounds: jax {peak['jax'] / 1e9:.0f}, "
+          f"torch {peak['torch'] / 1e9:.0f} GFLOP/s")
     print(f"{'implementation':<26}{'fwd img/s':>11}{'% peak':>8}{'train img/s':>13}{'% peak':>8}")
-    rates = {}
     for name, (backend, _) in impls.items():
         row = f"{name:<26}"
         for mode, width in (("forward", 11), ("train", 13)):
-            rates[name, mode] = batch / statistics.median(times[name, mode])
-            mfu = rates[name, mode] * flops[mode] / peaks[backend]
-            row += f"{rates[name, mode]:>{width}.1f}{100 * mfu:>7.1f}%"
+            rate = batch / statistics.median(seconds[name, mode])
+            row += f"{rate:>{width}.1f}{100 * rate * flops[mode] / peak[backend]:>7.1f}%"
         print(row)
     if config.family == "mixer":
-        # Speed ratio per round (the two ran back to back), then the median over rounds.
-        ratio = {mode: statistics.median(
-            b / o for o, b in zip(times[NNX, mode], times[BASELINE, mode], strict=True))
-            for mode in ("forward", "train")}
+        ratio = {mode: statistics.median(b / o for o, b in zip(
+            seconds[NNX, mode], seconds[BASELINE, mode], strict=True)) for mode in MODES}
         print(f"{'ratio mixer_ref/baseline':<26}{ratio['forward']:>11.2f}x{'':>7}"
               f"{ratio['train']:>13.2f}x")
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    pairs = [item.split("=", 1) for item in items]
-    bad = [item for item, pair in zip(items, pairs, strict=True) if len(pair) != 2]
-    if bad:
-        raise SystemExit(f"--set expects field=value, got {bad}")
-    return dict(pairs)
+def parse_overrides(config, items: list[str]) -> dict:
+    """``["hidden_dim=256", ...]`` → ``{"hidden_dim": 256, ...}``, typed like the config."""
+    types = {f.name: type(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}.")
+        overrides[key] = types.get(key, str)(value)  # get_config rejects unknown fields
+    return overrides
 
 
 def main():
@@ -191,24 +203,19 @@ def main():
                         help="config overrides, e.g. hidden_dim=256 num_blocks=4")
     parser.add_argument("--batch", type=int, help="default: 8 for mixer_b16, else 128")
     parser.add_argument("--image-size", type=int, help="shorthand for --set image_size=N")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (default 3)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     args = parser.parse_args()
 
-    overrides = parse_overrides(args.set)
-    if args.image_size:
-        overrides["image_size"] = str(args.image_size)
-    peaks = matmul_peaks()
-    print(f"float32 matmul peak (2048x2048, best of 10): jax {peaks['jax'] / 1e9:.1f} GFLOP/s, "
-          f"torch {peaks['torch'] / 1e9:.1f} GFLOP/s; torch threads {torch.get_num_threads()}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    peaks = peak_meters()
     for name in [args.model] if args.model else list(DEFAULT_RUNS):
-        base = get_config(name)
-        fields = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(base)}
-        typed = {k: fields.get(k, str)(v) for k, v in overrides.items()}
+        overrides = parse_overrides(get_config(name), args.set)
+        if args.image_size:
+            overrides["image_size"] = args.image_size
         batch = args.batch or DEFAULT_RUNS.get(name, 128)
-        bench(get_config(name, **typed), batch, args.repeats, args.compile, peaks)
+        bench(get_config(name, **overrides), batch, args.repeats, args.compile, peaks)
 
 
 if __name__ == "__main__":

@@ -250,15 +250,16 @@ def test_the_tpu_launcher_prints_its_gcloud_commands():
                "--workdir", "gs://bucket/runs/b16", "--data", "gs://bucket/shards", "all"])
     assert "gcloud compute tpus tpu-vm create mixer-b16" in out
     assert "--accelerator-type=v4-128" in out
-    assert "--worker=all" in out and "python -m mixer_ref.train" in out
-    assert "gs://bucket/runs/b16" in out
+    (train,) = [line for line in out.splitlines() if "python -m mixer_ref.train" in line]
+    assert "ssh mixer-b16" in train and "--worker=all" in train
+    assert "--workdir gs://bucket/runs/b16" in train
 
 
 def test_the_slurm_script_prints_its_sbatch_and_srun_commands():
     out = run(["bash", str(SBATCH), "--print-only", "--nodes", "4",
                "--config", "cluster/configs/resmlp/resmlp_s12_in1k.json",
                "--workdir", "/shared/runs/s12", "--chain", "2"])
-    assert out.count("sbatch") == 2 and "--dependency=singleton" in out
+    assert out.count(" sbatch --nodes=4") == 2 and "--dependency=singleton" in out
     assert "--nodes=4" in out and "--ntasks-per-node=8" in out
     inside = run(["bash", str(SBATCH), "--print-only"], env={
         **os.environ, "SLURM_JOB_ID": "1", "MIXER_CONFIG": "c.json", "MIXER_WORKDIR": "/w"})
