@@ -25,7 +25,7 @@ MATHJAX := $(MATHJAX_DIR)/tex-mml-chtml.js
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: help $(VENV) test lint unit nbval book book-exec browser chromium sync-links \
+.PHONY: help $(VENV) test lint unit nbval book book-exec browser chromium fashion-mnist sync-links \
 	vendor-mathjax lock clean exercises grade
 
 help:
@@ -48,10 +48,10 @@ test: lint unit nbval browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-unit: $(STAMP)
+unit: $(STAMP) fashion-mnist
 	$(BIN)/pytest -q -n $(JOBS) --dist loadscope -m "not browser" tests
 
-nbval: $(STAMP)
+nbval: $(STAMP) fashion-mnist
 ifeq ($(NOTEBOOKS),)
 	@echo "nbval: no notebooks/*.ipynb yet, skipping"
 else
@@ -69,6 +69,14 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# Fashion-MNIST's IDX files, from Debian's package (mixer_ref.data.fashion_mnist reads them).
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+fashion-mnist:
+	@test -f $(FASHION_MNIST) || { \
+		echo "Installing Debian's dataset-fashion-mnist for the tests and notebooks"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null; }
+
 # --- site --------------------------------------------------------------------
 
 book: $(STAMP) $(MATHJAX)
@@ -76,7 +84,7 @@ book: $(STAMP) $(MATHJAX)
 
 # Same build with every notebook executed: the override config differs from
 # _config.yml only in execute.execute_notebooks.
-book-exec: $(STAMP) $(MATHJAX)
+book-exec: $(STAMP) $(MATHJAX) fashion-mnist
 	mkdir -p _build
 	$(BIN)/python -c 'import sys, yaml; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "force"; yaml.safe_dump(c, sys.stdout)' \

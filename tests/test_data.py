@@ -4,7 +4,10 @@ The readers run on small archives in the real on-disk formats, served from 127.0
 (``data_fixtures``); nothing here touches the network.
 """
 
+import dataclasses
 import functools
+import gzip
+import hashlib
 import re
 
 import numpy as np
@@ -22,16 +25,17 @@ from data_fixtures import (
 )
 
 from mixer_ref import data
-from mixer_ref.data import ArrayDataset
+from mixer_ref.data import ArrayDataset, ChecksumError, DownloadError, fashion_mnist
 from mixer_ref.data.dataset import resize_images
+from mixer_ref.data.download import Remote
 from mixer_ref.data.offline import PRETRAIN_SHAPES, TRANSFER_SHAPES, render_shapes
 
 # --- the contract -----------------------------------------------------------------------------
 
 
 def test_list_datasets_names_every_loadable_dataset():
-    assert data.list_datasets() == ["digits", "shapes", "shapes_transfer", "cifar10",
-                                    "cifar100", "tiny_imagenet", "oxford_pets"]
+    assert data.list_datasets() == ["digits", "shapes", "shapes_transfer", "fashion_mnist",
+                                    "cifar10", "cifar100", "tiny_imagenet", "oxford_pets"]
 
 
 def _dataset(**changes):
@@ -271,3 +275,120 @@ def test_missing_images_are_a_clear_error(server, monkeypatch, tmp_path):
         _load_served(monkeypatch, server, tmp_path, "cifar10",
                      {"cifar-10-binary.tar.gz": archive}, {"train": 50_000, "test": 6})
     assert not list((tmp_path / "cifar10").glob("*.npz"))
+
+
+# --- Fashion-MNIST: Debian's files, and the download route through a local server -------------
+
+FASHION = fashion_mnist.SYSTEM_DIRS[0]
+
+
+@pytest.fixture(scope="module")
+def fashion_train():
+    assert (FASHION / "train-images-idx3-ubyte.gz").is_file(), (
+        f"Fashion-MNIST is missing from {FASHION}: `make test` installs Debian's package "
+        "dataset-fashion-mnist (apt-get install dataset-fashion-mnist).")
+    return data.load("fashion_mnist", "train")
+
+
+def test_fashion_mnist_is_the_release(fashion_train):
+    test = data.load("fashion_mnist", "test")
+    assert fashion_train.images.shape == (60_000, 28, 28, 3)
+    assert test.images.shape == (10_000, 28, 28, 3)
+    np.testing.assert_array_equal(np.bincount(fashion_train.labels), [6_000] * 10)
+    np.testing.assert_array_equal(np.bincount(test.labels), [1_000] * 10)
+    assert fashion_train.class_names[9] == "Ankle boot" and fashion_train.num_classes == 10
+    # The release's first labels and its widely quoted pixel statistics (0.2860, 0.3530).
+    assert fashion_train.labels[:6].tolist() == [9, 0, 0, 3, 0, 2]
+    assert test.labels[:6].tolist() == [9, 2, 1, 1, 6, 1]
+    pixels = fashion_train.images[..., 0] / 255
+    assert (round(pixels.mean(), 4), round(pixels.std(), 4)) == (0.2860, 0.3530)
+    # Greyscale: three identical channels.
+    np.testing.assert_array_equal(test.images[..., 0], test.images[..., 2])
+
+
+def test_fashion_mnist_pads_to_larger_sizes_and_resizes_to_smaller(fashion_train):
+    padded = data.load("fashion_mnist", "test", image_size=32)
+    native = data.load("fashion_mnist", "test")
+    np.testing.assert_array_equal(padded.images[:, 2:30, 2:30], native.images)
+    assert not padded.images[:, :2].any() and not padded.images[:, 30:].any()
+    assert data.load("fashion_mnist", "test", image_size=14).images.shape == (10_000, 14, 14, 3)
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda b: b"\x00\x00\x08\x01" + b[4:], "magic number 0x00000803"),
+    (lambda b: b[:4] + (59_999).to_bytes(4, "big") + b[8:], r"expected \(60000, 28, 28\)"),
+    (lambda b: b[:-1], "truncated: 47,040,015 bytes, expected 47,040,016"),
+    (lambda b: b + b"\x00", "trailing bytes"),
+    (lambda b: b[:10], "truncated IDX header"),
+])
+def test_idx_parsing_rejects_damaged_files(change, message):
+    good = _idx_bytes(np.zeros((60_000, 28, 28), np.uint8))
+    assert fashion_mnist.parse_idx(good, (60_000, 28, 28), "x").shape == (60_000, 28, 28)
+    with pytest.raises(ValueError, match=message):
+        fashion_mnist.parse_idx(change(good), (60_000, 28, 28), "x")
+
+
+def _serve_fashion(monkeypatch, server, gz_files: dict[str, bytes]):
+    """Points the download route at ``server`` (primary 404, mirror serving ``gz_files``),
+    with the MD5s of the served files, and hides Debian's copy."""
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", ())
+    files = {}
+    for split, pair in fashion_mnist.FILES.items():
+        served = []
+        for file in pair:
+            name = file.remote.filename
+            server.files[f"/mirror/{name}"] = gz_files[name]
+            md5 = hashlib.md5(gz_files[name]).hexdigest()
+            remote = Remote(name, (server.url(f"/primary/{name}"), server.url(f"/mirror/{name}")),
+                            f"md5:{md5}")
+            served.append(dataclasses.replace(file, remote=remote))
+        files[split] = tuple(served)
+    monkeypatch.setattr(fashion_mnist, "FILES", files)
+
+
+def _debian_gz():
+    return {f.remote.filename: (FASHION / f.remote.filename).read_bytes()
+            for pair in fashion_mnist.FILES.values() for f in pair}
+
+
+def test_fashion_mnist_downloads_verify_md5_then_the_payload(server, monkeypatch, tmp_path):
+    gz = _debian_gz()
+    _serve_fashion(monkeypatch, server, gz)
+    downloaded = data.load("fashion_mnist", "test", root=tmp_path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(downloaded.images, data.load("fashion_mnist", "test").images)
+    assert (tmp_path / "fashion_mnist" / "t10k-images-idx3-ubyte.gz").read_bytes() == gz[
+        "t10k-images-idx3-ubyte.gz"]
+
+
+def test_fashion_mnist_download_with_a_wrong_md5_is_deleted(server, monkeypatch, tmp_path):
+    gz = _debian_gz()
+    _serve_fashion(monkeypatch, server, gz)
+    server.files["/mirror/t10k-labels-idx1-ubyte.gz"] = gzip.compress(b"tampered")
+    with pytest.raises(DownloadError, match="mirror/t10k-labels-idx1-ubyte.gz: Checksum mismatch"):
+        data.load("fashion_mnist", "test", root=tmp_path)
+    assert not list((tmp_path / "fashion_mnist").glob("t10k-labels*"))
+
+
+def test_fashion_mnist_payload_checksum_catches_a_consistent_forgery(server, monkeypatch,
+                                                                     tmp_path):
+    # Right MD5 (the served file is pinned) and a valid IDX header, but other pixels.
+    gz = _debian_gz()
+    gz["t10k-images-idx3-ubyte.gz"] = gzip.compress(
+        _idx_bytes(np.ones((10_000, 28, 28), np.uint8)))
+    _serve_fashion(monkeypatch, server, gz)
+    with pytest.raises(ChecksumError, match="decompressed payload.*expected sha256 5b4141f0"):
+        data.load("fashion_mnist", "test", root=tmp_path)
+
+
+def test_fashion_mnist_truncated_gzip_is_a_clear_error(server, monkeypatch, tmp_path):
+    gz = _debian_gz()
+    _serve_fashion(monkeypatch, server, {**gz, "t10k-images-idx3-ubyte.gz":
+                                         gz["t10k-images-idx3-ubyte.gz"][:1000]})
+    with pytest.raises(ValueError, match="not a complete gzip file"):
+        data.load("fashion_mnist", "test", root=tmp_path)

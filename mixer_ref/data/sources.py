@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixer_ref.data import formats
+from mixer_ref.data import fashion_mnist, formats
 from mixer_ref.data.dataset import ArrayDataset, check_split, resize_images
 from mixer_ref.data.download import Remote, fetch
 from mixer_ref.data.offline import OFFLINE
@@ -96,9 +96,13 @@ REMOTE: dict[str, RemoteDataset] = {
 }
 
 
+# Datasets with a reader of their own, ``load(split, root, download, image_size)``.
+LOCAL_OR_REMOTE = {fashion_mnist.NAME: fashion_mnist.load}
+
+
 def list_datasets() -> list[str]:
     """Every name :func:`load` accepts: the offline datasets first, then the downloaded ones."""
-    return [*OFFLINE, *REMOTE]
+    return [*OFFLINE, *LOCAL_OR_REMOTE, *REMOTE]
 
 
 def default_root() -> Path:
@@ -121,6 +125,9 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
         raise ValueError(f"image_size must be positive, got {image_size}.")
     if name in OFFLINE:
         return OFFLINE[name](split, image_size)
+    root = Path(root).expanduser() if root is not None else default_root()
+    if name in LOCAL_OR_REMOTE:
+        return LOCAL_OR_REMOTE[name](split, root, download, image_size)
     if name not in REMOTE:
         close = difflib.get_close_matches(name, list_datasets(), n=3, cutoff=0.5)
         hint = f" Close matches: {', '.join(close)}." if close else ""
@@ -129,7 +136,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     spec = REMOTE[name]
     check_split(name, split, tuple(spec.split_sizes))
     size = image_size or spec.default_size
-    directory = (Path(root).expanduser() if root is not None else default_root()) / name
+    directory = root / name
     suffix = "" if spec.native_size else f"-{size}px"
     cache = directory / f"{split}{suffix}.npz"
     source = " ".join(a.checksum for a in spec.archives)
