@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import types
 import typing
@@ -119,23 +120,68 @@ class TrainConfig:
     eval_batch_size: int = 256
 
     def validate(self) -> TrainConfig:
-        """Raises ``ValueError`` on an invalid combination; returns the config."""
+        """Raises ``ValueError`` naming the key, the value and the allowed range on an
+        invalid setting or combination; returns the config."""
         _check_choice("optim.optimizer", self.optim.optimizer, ("adam", "sgd", "lamb"))
         _check_choice("optim.schedule", self.optim.schedule, ("linear", "cosine"))
         _check_choice("augment.crop", self.augment.crop, ("none", "pad", "resized"))
         _check_choice("precision", self.precision, ("auto", "float32", "bfloat16"))
+        for key, low, high, high_open in RANGES:
+            value = self
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value is not None:
+                _check_range(key, value, low, high, high_open)
         if not 0 <= self.optim.warmup_steps <= self.num_steps:
             raise ValueError(f"optim.warmup_steps must lie in [0, num_steps={self.num_steps}], "
                              f"got {self.optim.warmup_steps}.")
-        for name in ("batch_size", "num_steps", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
         return self
+
+
+# Allowed ranges: (key, low, high, whether high is excluded); None: unbounded. The low end is
+# included, except for optim.learning_rate, whose range is checked as (0, ∞).
+RANGES = (
+    ("batch_size", 1, None, False),
+    ("eval_batch_size", 1, None, False),
+    ("num_steps", 1, None, False),
+    ("log_every", 1, None, False),
+    ("checkpoint_every", 1, None, False),
+    ("eval_every", 0, None, False),
+    ("seed", 0, 2**32 - 1, False),
+    ("label_smoothing", 0.0, 1.0, True),
+    ("model.dropout", 0.0, 1.0, True),
+    ("model.stoch_depth", 0.0, 1.0, True),
+    ("model.image_size", 1, None, False),
+    ("optim.learning_rate", 0.0, None, False),
+    ("optim.warmup_steps", 0, None, False),
+    ("optim.weight_decay", 0.0, None, False),
+    ("optim.b1", 0.0, 1.0, True),
+    ("optim.b2", 0.0, 1.0, True),
+    ("optim.momentum", 0.0, 1.0, True),
+    ("optim.grad_clip_norm", 0.0, None, False),
+    ("augment.crop_padding", 0, None, False),
+    ("augment.randaug_num_ops", 0, None, False),
+    ("augment.randaug_magnitude", 0.0, None, False),
+    ("augment.mixup_alpha", 0.0, None, False),
+    ("augment.cutmix_alpha", 0.0, None, False),
+)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+
+
+def _check_range(key: str, value, low, high, high_open: bool) -> None:
+    strict_low = key == "optim.learning_rate"
+    left = "(" if strict_low else "["
+    right = "∞)" if high is None else (f"{high})" if high_open else f"{high}]")
+    allowed = f"{left}{low}, {right}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number in {allowed}, got {value!r}.")
+    if not math.isfinite(value) or value < low or (strict_low and value == low) or (
+            high is not None and (value > high or (high_open and value == high))):
+        raise ValueError(f"{key} must lie in {allowed}, got {value}.")
 
 
 def _replace(config: TrainConfig, **nested: dict[str, Any] | Any) -> TrainConfig:
@@ -206,6 +252,13 @@ DIGITS_MIXER = _replace(
 )
 SHAPES_MIXER = _replace(DIGITS_MIXER, data={"dataset": "shapes"},
                         augment={"flip": True, "crop_padding": 4})
+# Fashion-MNIST (60,000 real 28×28 photos) at its own size: 7×7 patches of 4×4 pixels. The
+# chapters' shared recipe, for the Mixer, ResMLP and the CNN baseline alike.
+FASHION_MNIST_MIXER = _replace(
+    DIGITS_MIXER, model=ModelSpec("mixer_tiny", image_size=28),
+    data={"dataset": "fashion_mnist"}, augment={"flip": True, "crop_padding": 2},
+    num_steps=1000, eval_every=250, checkpoint_every=250,
+)
 
 # Reduced-scale pretraining on one chip: the Table 4 recipe shortened, with the course models.
 CIFAR10_MIXER = _replace(
@@ -248,6 +301,7 @@ RECIPES: dict[str, TrainConfig] = {
     "smoke": SMOKE,
     "digits_mixer": DIGITS_MIXER,
     "shapes_mixer": SHAPES_MIXER,
+    "fashion_mnist_mixer": FASHION_MNIST_MIXER,
     "cifar10_mixer": CIFAR10_MIXER,
     "tiny_imagenet_mixer": TINY_IMAGENET_MIXER,
     "cifar10_resmlp": CIFAR10_RESMLP,
