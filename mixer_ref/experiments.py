@@ -162,10 +162,12 @@ def fit_learner(learner: Learner, config: train.TrainConfig, workdir: str | Path
 def score(learner: Learner, model: nnx.Module, trained_on: ArrayDataset,
           test_data: ArrayDataset, steps: int, batch_size: int, seconds: float,
           train_eval_size: int = 10_000, eval_batch_size: int = 256) -> dict:
-    """One row of the sweep: accuracy on ``test_data`` and on (a balanced sample of up to
-    ``train_eval_size`` images of) the model's own training set, without augmentation."""
+    """One row of the sweep: accuracy on ``test_data`` and on the model's own training set
+    (a balanced sample of ``train_eval_size`` of its images if it has more), both without
+    augmentation."""
     size = len(trained_on)
-    seen = balanced_subset(trained_on, min(size, train_eval_size))
+    seen = (trained_on if size <= train_eval_size
+            else balanced_subset(trained_on, train_eval_size))
     return dict(model=learner.label, size=size, steps=steps, epochs=steps * batch_size / size,
                 train_accuracy=train.evaluate(model, seen, eval_batch_size)["accuracy"],
                 test_accuracy=train.evaluate(model, test_data, eval_batch_size)["accuracy"],
@@ -181,9 +183,11 @@ def data_scale_sweep(learners: Sequence[Learner], steps: Mapping[int, int],
     (size → number of steps), and scores it with :func:`score`.
 
     Every run uses ``config`` with its own number of steps (warmup capped at a tenth of
-    them) and no evaluation during training. Returns one row per (size, learner).
+    them) and no evaluation during training. Returns one row per (size, learner). With
+    ``progress``, one bar counts the runs.
     """
     rows = []
+    bar = tqdm(total=len(steps) * len(learners), desc="sweep runs", disable=not progress)
     for size, num_steps in steps.items():
         subset = balanced_subset(train_data, size, seed)
         run = dataclasses.replace(
@@ -193,9 +197,12 @@ def data_scale_sweep(learners: Sequence[Learner], steps: Mapping[int, int],
                 config.optim, warmup_steps=min(config.optim.warmup_steps, num_steps // 10)))
         for learner in learners:
             start = time.perf_counter()
+            bar.set_postfix(model=learner.label, images=size)
             model, _ = fit_learner(learner, run, Path(workdir) / f"{learner.label}-{size}",
-                                   subset, progress=progress)
+                                   subset, progress=False)
             rows.append(score(learner, model, subset, test_data, num_steps, config.batch_size,
                               time.perf_counter() - start, train_eval_size,
                               config.eval_batch_size))
+            bar.update(1)
+    bar.close()
     return rows
