@@ -132,17 +132,21 @@ def fit_module(config: train.TrainConfig, make: Callable[..., nnx.Module],
         else:
             timed += 1
         last = done == config.num_steps
-        if done % config.log_every == 0 or last:
+        logging = done % config.log_every == 0 or last
+        evaluating = eval_data is not None and config.eval_every and (
+            done % config.eval_every == 0 or last)
+        if logging:
             means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
             rate = timed * config.batch_size / (time.perf_counter() - timer) if timed else None
             writer.write({"kind": "train", "step": done, **means, "lr": float(schedule(step)),
                           "images_per_sec": rate,
                           "mfu": rate * flops / peak if rate and peak else None})
-            if eval_data is not None and config.eval_every and (
-                    done % config.eval_every == 0 or last):
-                result = train.evaluate(model, eval_data, config.eval_batch_size)
-                writer.write({"kind": "eval", "step": done, **result})
-            pending, timer, timed = [], time.perf_counter(), 0
+            pending = []
+        if evaluating:
+            result = train.evaluate(model, eval_data, config.eval_batch_size)
+            writer.write({"kind": "eval", "step": done, **result})
+        if logging or evaluating:  # images/s counts training steps only, as in fit
+            timer, timed = time.perf_counter(), 0
     model.eval()
     return model, train.read_metrics(str(workdir))
 
@@ -206,3 +210,22 @@ def data_scale_sweep(learners: Sequence[Learner], steps: Mapping[int, int],
             bar.update(1)
     bar.close()
     return rows
+
+
+def binomial_stderr(accuracy: float, n: int) -> float:
+    """The standard error √(p(1 − p)/n) of an accuracy p measured on ``n`` test images: the
+    spread that the sampling of the test set alone puts on one run's number."""
+    if not 0 <= accuracy <= 1 or n < 1:
+        raise ValueError(f"expected an accuracy in [0, 1] and n ≥ 1, got {accuracy} and {n}.")
+    return float(np.sqrt(accuracy * (1 - accuracy) / n))
+
+
+def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
+    """The mean of ``values`` (e.g. one number per seed) and its standard error s/√n, with
+    the sample standard deviation s (ddof = 1); the error is nan for a single value."""
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or not len(values):
+        raise ValueError(f"expected a non-empty list of numbers, got shape {values.shape}.")
+    if len(values) == 1:
+        return float(values[0]), float("nan")
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))

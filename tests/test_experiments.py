@@ -76,6 +76,8 @@ def test_a_learner_is_a_registry_model_or_a_constructor():
 TINY = train.apply_overrides(train.get_recipe("smoke"), [
     "num_steps=3", "batch_size=8", "optim.warmup_steps=1", "log_every=1", "eval_every=3",
     "checkpoint_every=3", "eval_batch_size=16"])
+# Logging and evaluation on schedules that do not divide each other.
+OFFBEAT = train.apply_overrides(TINY, ["num_steps=6", "log_every=4", "eval_every=3"])
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,13 @@ def test_fit_module_trains_any_module_like_fit(tmp_path, toy):
     schedule = train.make_schedule(TINY.optim, TINY.num_steps)
     assert [r["lr"] for r in history if r["kind"] == "train"] == pytest.approx(
         [float(schedule(s)) for s in range(3)])
+
+
+def test_fit_module_evaluates_every_eval_every_steps_whatever_log_every(tmp_path, toy):
+    _, history = experiments.fit_learner(experiments.cnn((8,)), OFFBEAT, tmp_path, *toy,
+                                         progress=False)
+    assert [r["step"] for r in history if r["kind"] == "eval"] == [3, 6]
+    assert [r["step"] for r in history if r["kind"] == "train"] == [4, 6]
 
 
 def test_fit_learner_sends_registry_models_through_fit(tmp_path, toy, monkeypatch):
@@ -158,3 +167,30 @@ def test_a_real_sweep_runs_end_to_end(tmp_path, toy):
                                         train_data, test_data, TINY, tmp_path, progress=False)
     assert len(rows) == 1 and 0 <= rows[0]["test_accuracy"] <= 1
     assert rows[0]["size"] == 16 and rows[0]["steps"] == 2
+
+
+# --- standard errors ---------------------------------------------------------------------------
+
+
+def test_binomial_stderr_is_the_spread_of_an_accuracy_over_test_sets():
+    assert experiments.binomial_stderr(0.5, 10_000) == pytest.approx(0.005)
+    assert experiments.binomial_stderr(1.0, 50) == 0.0
+    # It matches the spread of accuracies measured on many random test sets of n images.
+    rng = np.random.default_rng(0)
+    measured = rng.binomial(400, 0.8, size=20_000) / 400
+    assert measured.std() == pytest.approx(experiments.binomial_stderr(0.8, 400), rel=0.02)
+
+
+@pytest.mark.parametrize("accuracy, n", [(1.2, 10), (-0.1, 10), (0.5, 0)])
+def test_binomial_stderr_rejects_what_is_not_an_accuracy(accuracy, n):
+    with pytest.raises(ValueError, match="accuracy in"):
+        experiments.binomial_stderr(accuracy, n)
+
+
+def test_mean_and_stderr_uses_the_sample_deviation_over_root_n():
+    mean, error = experiments.mean_and_stderr([0.7, 0.8, 0.9])
+    assert mean == pytest.approx(0.8) and error == pytest.approx(0.1 / np.sqrt(3))
+    mean, error = experiments.mean_and_stderr([0.5])
+    assert mean == 0.5 and np.isnan(error)
+    with pytest.raises(ValueError, match="non-empty"):
+        experiments.mean_and_stderr([])
