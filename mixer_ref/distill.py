@@ -17,22 +17,18 @@ and without a teacher differ only in the loss.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
 
 from mixer_ref import train
-from mixer_ref.data import ArrayDataset, augment, pipeline
+from mixer_ref.data import ArrayDataset, augment
+from mixer_ref.experiments import fit_module
 from mixer_ref.train import distributed
-from mixer_ref.train.loop import compute_dtype
-from mixer_ref.train.metrics import MetricsWriter
 
 
 def hard_distillation_loss(student_logits: jax.Array, teacher_logits: jax.Array,
@@ -92,41 +88,14 @@ def fit_distilled(config: train.TrainConfig, make: Callable[..., nnx.Module],
                   eval_data: ArrayDataset | None = None,
                   progress: bool = True) -> tuple[nnx.Module, list[dict]]:
     """Trains the student ``make(num_classes, dtype=, rngs=)`` with ``teacher`` on
-    ``config``'s budget; the batches, initialisation and logs are those of
-    :func:`mixer_ref.experiments.fit_module` for the same config."""
-    config = config.validate()
+    ``config``'s budget: :func:`mixer_ref.experiments.fit_module` (the same batches,
+    initialisation, optimizer and logs) with the step of :func:`make_distill_train_step`."""
     mesh = distributed.make_mesh()
-    num_classes = train_data.num_classes
-    dtype = compute_dtype(config.precision)
-    student = nnx.jit(lambda: make(num_classes, dtype=dtype, rngs=nnx.Rngs(config.seed)))()
-    optimizer = nnx.Optimizer(student, train.make_optimizer(config.optim, config.num_steps),
-                              wrt=nnx.Param)
     teacher.eval()
-    for obj in (student, optimizer, teacher):
-        nnx.update(obj, distributed.replicate(nnx.state(obj), mesh))
-    train_step = make_distill_train_step(config, num_classes, mesh)
-    schedule = train.make_schedule(config.optim, config.num_steps)
-    arrays = {"images": train_data.images, "labels": train_data.labels}
-    writer = MetricsWriter(str(workdir))
+    nnx.update(teacher, distributed.replicate(nnx.state(teacher), mesh))
+    distill_step = make_distill_train_step(config, train_data.num_classes, mesh)
 
-    pending, start = [], time.perf_counter()
-    for step in tqdm(range(config.num_steps), desc="distil", disable=not progress):
-        student.train()
-        indices = pipeline.global_batch_indices(len(train_data), config.batch_size,
-                                                config.seed, step)
-        batch = pipeline.global_batch(arrays, indices, distributed.batch_sharding(mesh))
-        pending.append(train_step(student, optimizer, teacher, batch["images"],
-                                  batch["labels"], np.int32(step)))
-        done = step + 1
-        last = done == config.num_steps
-        if done % config.log_every == 0 or last:
-            means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
-            writer.write({"kind": "train", "step": done, **means, "lr": float(schedule(step)),
-                          "seconds": time.perf_counter() - start})
-            if eval_data is not None and config.eval_every and (
-                    done % config.eval_every == 0 or last):
-                writer.write({"kind": "eval", "step": done,
-                              **train.evaluate(student, eval_data, config.eval_batch_size)})
-            pending = []
-    student.eval()
-    return student, train.read_metrics(str(workdir))
+    def train_step(student, optimizer, images, labels, step):
+        return distill_step(student, optimizer, teacher, images, labels, step)
+
+    return fit_module(config, make, workdir, train_data, eval_data, progress, train_step)

@@ -97,11 +97,15 @@ def xla_flops_per_image(model: nnx.Module, image_size: int) -> float:
 
 def fit_module(config: train.TrainConfig, make: Callable[..., nnx.Module],
                workdir: str | Path, train_data: ArrayDataset,
-               eval_data: ArrayDataset | None = None,
-               progress: bool = True) -> tuple[nnx.Module, list[dict]]:
+               eval_data: ArrayDataset | None = None, progress: bool = True,
+               train_step: Callable | None = None) -> tuple[nnx.Module, list[dict]]:
     """Trains ``make(num_classes, dtype=, rngs=)`` on ``config``'s budget, as :func:`train.fit`
     trains a registry model: the same jitted step, batches, augmentation, optimizer and
-    ``metrics.jsonl`` records (no checkpoints: these runs are short)."""
+    ``metrics.jsonl`` records (no checkpoints: these runs are short).
+
+    ``train_step(model, optimizer, images, labels, step) -> metrics`` replaces
+    :func:`train.make_train_step`'s step, e.g. with a distillation loss
+    (:func:`mixer_ref.distill.fit_distilled`)."""
     config = config.validate()
     mesh = distributed.make_mesh()
     num_classes = train_data.num_classes
@@ -111,7 +115,7 @@ def fit_module(config: train.TrainConfig, make: Callable[..., nnx.Module],
                               wrt=nnx.Param)
     for obj in (model, optimizer):
         nnx.update(obj, distributed.replicate(nnx.state(obj), mesh))
-    train_step = train.make_train_step(config, num_classes, mesh)
+    train_step = train_step or train.make_train_step(config, num_classes, mesh)
     schedule = train.make_schedule(config.optim, config.num_steps)
     arrays = {"images": train_data.images, "labels": train_data.labels}
     flops = 3 * xla_flops_per_image(model, train_data.images.shape[1])
