@@ -1,11 +1,14 @@
 # All-MLP vision: build, test and lock.
 #
 #   make book       build the site into _build/html (notebooks are not executed)
-#   make test       lint, unit tests, notebooks (smoke profile), site build, browser check
+#   make test       lint, unit tests, notebooks (smoke profile), Colab emulation, site build,
+#                   browser check
+#   make test-latest  unit tests on the newest releases that pyproject.toml admits
 #   make book-exec  build the site and execute every notebook
 #   make lock       regenerate requirements.txt from requirements.in
 #   make exercises  build the exercises (student notebooks, autograder zips)
 #   make grade SUBMISSIONS=dir/   grade every notebook in dir/ (table + dir/grades.csv)
+#   make public PUBLIC=dir/       export the learners' repository (no solutions, no hidden tests)
 #
 # Every target creates or reuses .venv (Python 3.11 with the pinned lock).
 
@@ -26,10 +29,10 @@ MATHJAX := $(MATHJAX_DIR)/tex-mml-chtml.js
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 .PHONY: help $(VENV) test lint unit nbval book book-exec browser chromium fashion-mnist sync-links \
-	vendor-mathjax lock clean exercises grade
+	vendor-mathjax lock clean exercises grade public colab test-latest
 
 help:
-	@sed -n '2,10s/^# \{0,1\}//p' Makefile
+	@sed -n '2,12s/^# \{0,1\}//p' Makefile
 
 # --- environment -------------------------------------------------------------
 
@@ -43,13 +46,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 # --- tests -------------------------------------------------------------------
 
-test: lint unit nbval browser
+test: lint unit nbval colab browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP) fashion-mnist
-	$(BIN)/pytest -q -n $(JOBS) --dist loadscope -m "not browser" tests
+	$(BIN)/pytest -q -n $(JOBS) --dist loadscope -m "not browser and not colab" tests
 
 nbval: $(STAMP) fashion-mnist
 ifeq ($(NOTEBOOKS),)
@@ -59,6 +62,29 @@ else
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 		-n $(JOBS) --dist loadscope $(NOTEBOOKS)
 endif
+
+# Colab's TPU runtime emulated from tools/colab/pip-freeze.tpu.txt on Python 3.13: the setup
+# cell, notebook 01 and exercise 01's grader (tools/colab/emulate.py). The environment is
+# built once into .cache/colab/ (needs PyPI) and reused.
+colab: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m colab -rs tests/test_colab_emulation.py
+
+# The unit tests on the newest releases that pyproject.toml's ranges admit, instead of the
+# lock, in a fresh .cache/latest venv on Python 3.13 (jax >= 0.11 and flax >= 0.12.9 need
+# Python 3.12 or later). PyTorch is left out: its newer releases on PyPI are CUDA builds of
+# several GB, so the test modules that use torch are not run here.
+LATEST := .cache/latest
+test-latest: $(STAMP)
+	rm -rf $(LATEST)
+	"$$($(BIN)/python -c 'from tools.colab.emulate import find_python; print(find_python())')" \
+		-m venv $(LATEST)
+	$(LATEST)/bin/pip install -q --upgrade pip
+	$(LATEST)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[book,cluster,dev]'
+	$(LATEST)/bin/pip freeze --exclude-editable > $(LATEST)/freeze.txt
+	@echo "Newest releases that differ from requirements.txt:"
+	@diff <(sort -f requirements.txt) <(sort -f $(LATEST)/freeze.txt) | grep '^>' || true
+	$(LATEST)/bin/pytest -q -n $(JOBS) --dist loadscope -m "not browser and not colab" \
+		$$(grep -L torch tests/test_*.py)
 
 browser: book chromium
 	$(BIN)/pytest -q -m browser tests/browser
@@ -131,15 +157,24 @@ clean:
 # --- exercises -----------------------------------------------------------------
 
 # otter assign on every exercises/NN_name/NN_name.ipynb master: rewrites the committed
-# student/ notebooks and builds the gitignored autograder/ zips (and checks that the
-# solutions pass their own tests).
+# student/ notebooks (same bytes when nothing changed) and builds the gitignored
+# autograder/ zips (and checks that the solutions pass their own tests).
 exercises: $(STAMP)
 	$(BIN)/python exercises/build.py
 
-# Grade every .ipynb in SUBMISSIONS with `otter run` (no Docker), TIMEOUT seconds each;
-# prints a table and writes SUBMISSIONS/grades.csv.
+# Grade every .ipynb in SUBMISSIONS, each in its own sandbox (exercises/runner.py), TIMEOUT
+# seconds and MEMORY MiB each; prints a table and writes SUBMISSIONS/grades.csv.
 SUBMISSIONS ?= submissions
 TIMEOUT ?= 300
+MEMORY ?= 2048
 grade: $(STAMP)
 	@test -n "$$(ls exercises/*/autograder/*.zip 2>/dev/null)" || $(MAKE) exercises
-	$(BIN)/python exercises/grade.py "$(SUBMISSIONS)" --timeout $(TIMEOUT) --jobs $(JOBS)
+	$(BIN)/python exercises/grade.py "$(SUBMISSIONS)" --timeout $(TIMEOUT) --jobs $(JOBS) \
+		--memory $(MEMORY) --csv "$(SUBMISSIONS)/grades.csv"
+
+# The learners' repository: this one without the exercises' masters, mutants, variants,
+# adversarial fixtures and their tests (exercises/export.py; fails if a solution leaks).
+PUBLIC ?= _build/public
+public:
+	rm -rf "$(PUBLIC)"
+	$(BIN)/python exercises/export.py "$(PUBLIC)"

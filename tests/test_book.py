@@ -2,8 +2,9 @@
 
 Notebook conventions checked here (tools/sync_repo_links.py writes the URLs):
 * the first cell is markdown and carries the Colab badge for this notebook;
-* the first code cell is the setup cell: `if "google.colab" in sys.modules:` guarding
-  `%pip install -q "mixer_ref[torch] @ git+<repository url>@<branch>"`;
+* the first code cell is the setup cell: it starts with the head that
+  tools/sync_repo_links.py generates (on Colab, `%pip install -q --no-deps
+  "mixer_ref @ git+<repository url>@<branch>"`, then `mixer_ref_setup.setup()`);
 * the notebook is stored executed, top to bottom, with no error outputs.
 """
 
@@ -24,6 +25,7 @@ from tools.sync_repo_links import (
     badge_url,
     pip_url,
     repository,
+    setup_head,
 )
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -166,6 +168,9 @@ def test_notebook_setup_cell_installs_mixer_ref_from_the_repository(notebook):
     assert cells, f"{path.name}: no code cells"
     setup = cells[0].source
     assert COLAB_GUARD in setup, f"{path.name}: the first code cell lacks `{COLAB_GUARD}`"
+    assert setup.startswith(setup_head(path)), (
+        f"{path.name}: the first code cell does not start with the generated setup cell "
+        f"(tools/sync_repo_links.py); run `make sync-links`")
     installs = [m["url"] for c in cells for m in PIP_RE.finditer(c.source)]
     assert PIP_RE.search(setup), f"{path.name}: the setup cell does not pip install mixer_ref"
     assert set(installs) == {pip_url()}, (
