@@ -2,6 +2,7 @@
 replacement, and errors that say what was expected and what was given."""
 
 import dataclasses
+import hashlib
 import math
 
 import jax.numpy as jnp
@@ -278,7 +279,7 @@ def test_torch_load_is_called_with_weights_only(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "load", spy)
     load_pretrained(tmp_path / "m.pth")
-    assert calls == [{"map_location": "cpu", "weights_only": True}]
+    assert calls == [{"map_location": "cpu", "weights_only": True, "mmap": True}]
 
 
 class Payload:
@@ -319,3 +320,151 @@ def test_load_pretrained_reads_a_training_workdir(tmp_path):
     torch_model = mixer_ref.load_pretrained(tmp_path, framework="torch", num_classes=3)
     assert torch_model.config.num_classes == 3
     assert not torch_model.head.weight.any() and not torch_model.head.bias.any()
+
+
+# --- loading validates before it reads ----------------------------------------------------
+
+
+def official_state(name="mixer_tiny"):
+    config = mixer_ref.get_config(name)
+    layout = interop.get_layout("official" if config.family == "mixer" else "torch",
+                                config.family)
+    return interop.from_canonical(random_params(config), layout)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("dtype", ["int8", "int64", "bool", "complex64"])
+def test_non_floating_weights_are_refused(dtype, suffix, tmp_path):
+    if suffix == ".safetensors" and dtype == "complex64":
+        pytest.skip("safetensors has no complex dtype")
+    state = official_state()
+    state["head/bias"] = state["head/bias"].astype(dtype)
+    write(tmp_path / f"m{suffix}", state)
+    with pytest.raises(ValueError, match=f"m{suffix}: weight '.*bias' has dtype .*; expected "
+                       "floating-point weights"):
+        load_pretrained(tmp_path / f"m{suffix}")
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_save_checkpoint_writes_a_sidecar_that_catches_a_flipped_byte(suffix, tmp_path):
+    path = tmp_path / f"m{suffix}"
+    save_checkpoint(random_model("mixer_tiny", "torch"), path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (tmp_path / f"m{suffix}.sha256").read_text() == f"{digest}  m{suffix}\n"
+    load_pretrained(path)
+    data = bytearray(path.read_bytes())
+    data[-len(data) // 3] ^= 0x01  # inside the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"m{suffix} is damaged: its SHA-256 is .*, but "
+                       f"m{suffix}.sha256 records {digest}"):
+        load_pretrained(path)
+
+
+def test_a_flipped_byte_in_a_pth_without_sidecar_fails_its_crc(tmp_path):
+    path = tmp_path / "m.pth"
+    write(path, official_state("resmlp_tiny"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="m.pth is damaged: record .* fails its CRC-32"):
+        load_pretrained(path)
+
+
+def test_save_checkpoint_leaves_the_previous_file_whole_when_a_write_fails(tmp_path,
+                                                                          monkeypatch):
+    path = tmp_path / "m.npz"
+    config = mixer_ref.get_config("mixer_tiny")
+    old = interop.build_with_params(config, random_params(config, seed=1), "flax")
+    save_checkpoint(old, path)
+    before = path.read_bytes()
+
+    def full_disk(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(interop.build_with_params(config, random_params(config, seed=2),
+                                                  "flax"), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.npz.sha256"]
+    assert_same_params(interop.flat_params(load_pretrained(path)), interop.flat_params(old))
+
+
+def zip_bomb(path, state, key, shape):
+    """An .npz of ``state`` whose ``key`` is a compressed array of zeros of ``shape``: a few
+    KiB on disk, ``prod(shape) * 4`` bytes inflated."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, value in state.items():
+            if name != key:
+                with zf.open(f"{name}.npy", "w") as f:
+                    np.lib.format.write_array(f, value)
+        with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                     "shape": shape})
+            zeros = bytes(1 << 20)
+            for _ in range(math.prod(shape) * 4 // len(zeros)):
+                f.write(zeros)
+
+
+def test_an_npz_bomb_is_refused_from_its_headers_before_inflating(tmp_path):
+    import tracemalloc
+
+    state = official_state()
+    zip_bomb(tmp_path / "bomb.npz", state, "head/kernel", (64, 1 << 20))  # 256 MiB inflated
+    assert (tmp_path / "bomb.npz").stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb.npz .*does not fit the model:\n.*"
+                           r"shape mismatches \(1\): head/bias"):
+            load_pretrained(tmp_path / "bomb.npz", name="mixer_tiny")
+        with pytest.raises(ValueError, match="declares 0.3 GiB .* the 0.1 GiB limit"):
+            mixer_ref.checkpoints.read_state(tmp_path / "bomb.npz", max_bytes=1 << 27)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB allocated"
+
+
+def test_an_npz_member_must_declare_the_size_its_header_describes(tmp_path):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (64, 64)})
+    with zipfile.ZipFile(tmp_path / "short.npz", "w") as zf:
+        zf.writestr("stem/kernel.npy", header.getvalue() + bytes(100))
+    with pytest.raises(ValueError, match=r"short.npz is damaged: member 'stem/kernel.npy' "
+                       r"declares \d+ bytes, but its header describes \d+"):
+        load_pretrained(tmp_path / "short.npz")
+
+
+def test_every_unreadable_file_is_one_value_error_naming_it(tmp_path):
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.pth: the file is empty"):
+        load_pretrained(tmp_path / "empty.pth")
+    np.savez(tmp_path / "numpy.npz", **official_state())
+    (tmp_path / "numpy.npz").rename(tmp_path / "numpy.pth")
+    with pytest.raises(ValueError, match="numpy.pth is a NumPy .npz archive, not the PyTorch "
+                       "file its suffix says; rename it to end in .npz"):
+        load_pretrained(tmp_path / "numpy.pth")
+    for suffix in FORMATS:
+        path = tmp_path / f"cut{suffix}"
+        write(path, official_state())
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        with pytest.raises(ValueError, match=f"cut{suffix}"):
+            load_pretrained(path)
+    (tmp_path / "noise.safetensors").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="noise.safetensors: its first bytes"):
+        load_pretrained(tmp_path / "noise.safetensors")
+
+
+@pytest.mark.parametrize("num_classes", [-3, 0, 2.5, "10", True])
+def test_num_classes_must_be_a_positive_integer(num_classes, tmp_path):
+    save_checkpoint(random_model("mixer_tiny", "flax"), tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=f"num_classes must be a positive integer, got "
+                       f"{num_classes!r}"):
+        load_pretrained(tmp_path / "m.npz", num_classes=num_classes)

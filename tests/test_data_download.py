@@ -1,6 +1,7 @@
 """mixer_ref.data.download: mirrors, checksums, resume and caching, against a local server."""
 
 import hashlib
+import time
 
 import numpy as np
 import pytest
@@ -136,3 +137,73 @@ def test_the_cache_is_rebuilt_when_the_pinned_archive_changes(monkeypatch, tmp_p
                       {"train": 20, "test": 6})
         ds = data.load("cifar10", "test", root=tmp_path)
     np.testing.assert_array_equal(ds.images, expected["test"][0])
+
+
+def test_a_server_announcing_more_than_the_pinned_size_is_cut_off(tmp_path):
+    bigger = PAYLOAD + bytes(1 << 20)
+    with FileServer({"/archive.bin": bigger}) as server:
+        with pytest.raises(DownloadError, match=f"announces {len(bigger)} bytes, more than "
+                           f"the pinned size of {len(PAYLOAD)} bytes"):
+            fetch(_remote(server, ["/archive.bin"], size=len(PAYLOAD)), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+class RawServer:
+    """Answers every GET with ``body`` after a 200 and no Content-Length (the end is the
+    closed connection), sending ``step`` bytes every ``pause`` seconds."""
+
+    def __init__(self, body: bytes, step: int, pause: float):
+        import socketserver
+        import threading
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                while self.rfile.readline().strip():
+                    pass
+                self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n")
+                try:
+                    for start in range(0, len(body), step):
+                        self.wfile.write(body[start:start + step])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:  # the client hung up
+                    pass
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/archive.bin"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_sending_more_than_the_pinned_size_is_cut_off_at_it(tmp_path):
+    with RawServer(PAYLOAD + bytes(1 << 22), step=1 << 16, pause=0) as server:
+        remote = Remote("archive.bin", (server.url,), sha256(PAYLOAD), len(PAYLOAD))
+        with pytest.raises(DownloadError, match="sent more than the pinned size of 102400"):
+            fetch(remote, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dripping_server_misses_the_overall_deadline(tmp_path):
+    with RawServer(PAYLOAD, step=100, pause=0.05) as server:  # 2 KB/s, each read quick
+        remote = Remote("archive.bin", (server.url,), sha256(PAYLOAD), len(PAYLOAD))
+        start = time.monotonic()
+        with pytest.raises(DownloadError, match="missed its deadline after \\d+ bytes"):
+            fetch(remote, tmp_path, deadline=0.5)
+        assert time.monotonic() - start < 5
+    assert 0 < (tmp_path / "archive.bin.part").stat().st_size < len(PAYLOAD)  # resumable
+    with pytest.raises(ValueError, match="deadline must be a positive number"):
+        fetch(remote, tmp_path / "other", deadline=0)
+
+
+def test_the_default_deadline_grows_with_the_pinned_size():
+    from mixer_ref.data.download import MIN_DEADLINE, MIN_RATE, default_deadline
+
+    assert default_deadline(None) == default_deadline(1000) == MIN_DEADLINE
+    assert default_deadline(100 * MIN_RATE * 60) == 6000

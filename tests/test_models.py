@@ -208,3 +208,25 @@ def test_unknown_framework():
     with pytest.raises(ValueError, match=r"framework must be one of \('flax', 'torch'\), "
                                          r"got 'jax'"):
         mixer_ref.create_model("mixer_tiny", "jax")
+
+
+@pytest.mark.parametrize("framework", ["flax", "torch"])
+@pytest.mark.parametrize("name", ["mixer_tiny", "resmlp_tiny"])
+def test_an_empty_batch_gives_empty_logits(name, framework):
+    model = mixer_ref.create_model(name, framework, num_classes=7)
+    model.eval()
+    if framework == "flax":
+        logits = model(jnp.zeros((0, 32, 32, 3)))
+    else:
+        logits = model(torch.zeros((0, 3, 32, 32)))
+    assert tuple(logits.shape) == (0, 7)
+
+
+@pytest.mark.parametrize("field, value", [("image_size", 0), ("hidden_dim", 0),
+                                          ("patch_size", 0), ("num_classes", -3),
+                                          ("num_classes", 2.5), ("num_classes", "10"),
+                                          ("num_blocks", True), ("tokens_mlp_dim", -1)])
+def test_create_model_validates_its_sizes(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be a positive integer, got "
+                       f"{value!r} \\(create_model\\('mixer_tiny'\\)\\)"):
+        mixer_ref.create_model("mixer_tiny", **{field: value})

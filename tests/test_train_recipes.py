@@ -137,3 +137,33 @@ def test_a_json_file_round_trips_and_can_extend_a_named_recipe(tmp_path):
     loaded = recipes.load_config(str(path))
     assert loaded == dataclasses.replace(
         recipes.SMOKE, optim=dataclasses.replace(recipes.SMOKE.optim, learning_rate=0.01))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.learning_rate=nan", r"optim.learning_rate must lie in \(0.0, ∞\), got nan"),
+    ("optim.learning_rate=-1", r"optim.learning_rate must lie in \(0.0, ∞\), got -1.0"),
+    ("optim.learning_rate=0", r"optim.learning_rate must lie in \(0.0, ∞\), got 0.0"),
+    ("label_smoothing=5", r"label_smoothing must lie in \[0.0, 1.0\), got 5.0"),
+    ("label_smoothing=1", r"label_smoothing must lie in \[0.0, 1.0\), got 1.0"),
+    ("augment.mixup_alpha=-1", r"augment.mixup_alpha must lie in \[0.0, ∞\), got -1.0"),
+    ("augment.cutmix_alpha=inf", r"augment.cutmix_alpha must lie in \[0.0, ∞\), got inf"),
+    ("eval_batch_size=0", r"eval_batch_size must lie in \[1, ∞\), got 0"),
+    ("batch_size=-8", r"batch_size must lie in \[1, ∞\), got -8"),
+    ("seed=-1", r"seed must lie in \[0, 4294967295\], got -1"),
+    ("augment.crop_padding=-4", r"augment.crop_padding must lie in \[0, ∞\), got -4"),
+    ("optim.b2=1", r"optim.b2 must lie in \[0.0, 1.0\), got 1.0"),
+    ("optim.weight_decay=-0.1", r"optim.weight_decay must lie in \[0.0, ∞\), got -0.1"),
+    ("model.stoch_depth=1.5", r"model.stoch_depth must lie in \[0.0, 1.0\), got 1.5"),
+    ("model.image_size=0", r"model.image_size must lie in \[1, ∞\), got 0"),
+    ("eval_every=-1", r"eval_every must lie in \[0, ∞\), got -1"),
+])
+def test_out_of_range_settings_are_refused_at_parse_time(override, message):
+    with pytest.raises(ValueError, match=message):
+        recipes.apply_overrides(recipes.get_recipe("smoke"), [override])
+
+
+def test_a_json_config_is_range_checked_too(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"base": "smoke", "optim": {"learning_rate": -1}}))
+    with pytest.raises(ValueError, match="optim.learning_rate must lie in"):
+        recipes.load_config(str(path))

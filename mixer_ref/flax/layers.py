@@ -30,7 +30,8 @@ class PatchEmbed(nnx.Module):
         check_images(images.shape, jnp.issubdtype(images.dtype, jnp.floating),
                      str(images.dtype), self.config, "NHWC")
         x = self.proj(images)
-        return x.reshape(x.shape[0], -1, x.shape[-1])
+        b, h, w, c = x.shape
+        return x.reshape(b, h * w, c)  # explicit sizes: an empty batch has no -1 to infer
 
 
 class MlpBlock(nnx.Module):

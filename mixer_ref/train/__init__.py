@@ -10,7 +10,7 @@ Command line: ``python -m mixer_ref.train --config NAME|PATH --workdir DIR [--se
 """
 
 from mixer_ref.train.checkpointing import load_workdir
-from mixer_ref.train.loop import build_model, evaluate, fit, make_train_step
+from mixer_ref.train.loop import TrainingDiverged, build_model, evaluate, fit, make_train_step
 from mixer_ref.train.metrics import plot_history, read_metrics
 from mixer_ref.train.optim import make_optimizer, make_schedule
 from mixer_ref.train.recipes import (
@@ -24,13 +24,18 @@ from mixer_ref.train.recipes import (
     list_recipes,
     load_config,
 )
+from mixer_ref.train.workdir import ConfigMismatch, WorkdirError, WorkdirLocked
 
 __all__ = [
     "AugmentSpec",
+    "ConfigMismatch",
     "DataSpec",
     "ModelSpec",
     "OptimSpec",
     "TrainConfig",
+    "TrainingDiverged",
+    "WorkdirError",
+    "WorkdirLocked",
     "apply_overrides",
     "build_model",
     "evaluate",

@@ -5,6 +5,12 @@ dotted keys, e.g. ``--set optim.learning_rate=3e-3 model.stoch_depth=0.1``. Reru
 same command resumes from the workdir's latest checkpoint. On SIGTERM the run checkpoints
 at the next step boundary and exits with code 0.
 
+A resume with changed hyperparameters needs ``--allow_config_change`` (the change is logged
+in metrics.jsonl and the previous config kept); a changed architecture is refused. One run
+at a time per workdir (``lock.json``). Exit codes: 0 done or stopped by SIGTERM, 1 the
+workdir refused the run, 2 bad arguments, 3 training diverged (a non-finite loss or
+parameter; the last finite checkpoint is kept).
+
 Several processes: ``--coordinator_address HOST:PORT --num_processes N --process_id I`` on
 each; without them, JAX's cluster auto-detection runs only on SLURM (``SLURM_NTASKS`` > 1)
 or a multi-host TPU slice (see ``mixer_ref.train.distributed``).
@@ -24,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="checkpoints, config.json and metrics.jsonl go here")
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
                         metavar="KEY=VALUE", help="override a config field (dotted key)")
+    parser.add_argument("--allow_config_change", action="store_true",
+                        help="resume although hyperparameters differ from the workdir's config")
     parser.add_argument("--coordinator_address", help="HOST:PORT of process 0")
     parser.add_argument("--num_processes", type=int)
     parser.add_argument("--process_id", type=int)
@@ -45,12 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     from mixer_ref.train import distributed
 
     distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
-    from mixer_ref.train.loop import fit
+    from mixer_ref.train.loop import TrainingDiverged, fit
+    from mixer_ref.train.workdir import WorkdirError
 
     start = time.perf_counter()
-    _, history = fit(config, args.workdir, progress=sys.stderr.isatty())
+    try:
+        _, history = fit(config, args.workdir, progress=sys.stderr.isatty(),
+                         allow_config_change=args.allow_config_change)
+    except WorkdirError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 3
     if distributed.is_primary():
-        last = {r["kind"]: r for r in history}
+        last = {r["kind"]: r for r in history if r["kind"] in ("train", "eval")}
         summary = ", ".join(f"{kind} {k} {r[k]:.4f}" for kind, r in last.items()
                             for k in ("loss", "accuracy"))
         print(f"Done in {time.perf_counter() - start:.1f} s: {summary}", flush=True)

@@ -75,3 +75,11 @@ def replicate(tree, mesh: Mesh):
 def is_primary() -> bool:
     """Process 0 writes logs and files that are not checkpoints."""
     return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Waits until every process reaches this point (a no-op for one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)

@@ -6,12 +6,16 @@ to the replicated parameters. The randomness of step ``t`` (augmentation, mixup,
 stochastic depth) comes from ``fold_in(key(seed), t)`` and its batch from
 ``pipeline.global_batch_indices(..., seed, t)``, so a resumed run repeats an uninterrupted
 one bit for bit (on the same devices).
+
+Divergence guard: at each log, evaluation and checkpoint the loop checks the losses of the
+steps since the last check and the parameters; a non-finite one stops the run with
+:class:`TrainingDiverged` before anything of it is saved, so the latest checkpoint stays
+the last finite one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import threading
 import time
@@ -30,7 +34,8 @@ from mixer_ref.data import augment, pipeline
 from mixer_ref.flops import flops_per_image
 from mixer_ref.models import build
 from mixer_ref.train import distributed, metrics
-from mixer_ref.train.checkpointing import Checkpointer, write_configs
+from mixer_ref.train import workdir as workdir_lib
+from mixer_ref.train.checkpointing import Checkpointer, all_finite
 from mixer_ref.train.optim import make_optimizer, make_schedule
 from mixer_ref.train.recipes import DataSpec, TrainConfig
 
@@ -180,6 +185,40 @@ class _StopOnSigterm:
             signal.signal(signal.SIGTERM, self.previous)
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or the parameters became non-finite; nothing after ``last_good_step`` was
+    saved."""
+
+    def __init__(self, message: str, step: int, last_good_step: int | None):
+        super().__init__(message)
+        self.step, self.last_good_step = step, last_good_step
+
+
+def _first_non_finite(unchecked: list[tuple[int, dict]], model: nnx.Module
+                      ) -> tuple[int, float] | None:
+    """(step, loss) of the first step with a non-finite loss, else (last step, its loss) if
+    the parameters are non-finite, else None."""
+    for step, m in unchecked:
+        if not np.isfinite(float(m["loss"])):
+            return step, float(m["loss"])
+    if unchecked and not all_finite(nnx.state(model, nnx.Param)):
+        return unchecked[-1][0], float(unchecked[-1][1]["loss"])
+    return None
+
+
+def _diverged(workdir: str, step: int, loss: float, last_good: int | None) -> TrainingDiverged:
+    what = (f"the loss is {loss}" if not np.isfinite(loss)
+            else "the parameters became non-finite")
+    saved = (f"The last finite checkpoint is step {last_good} (checkpoints/{last_good}); it "
+             "is kept, and nothing after it was saved." if last_good
+             else "No checkpoint was saved before it.")
+    return TrainingDiverged(
+        f"Training diverged at step {step}: {what}. {saved} Lower optim.learning_rate "
+        "(or lengthen optim.warmup_steps, or set optim.grad_clip_norm), then run again "
+        "with --allow_config_change to resume from the last finite checkpoint; "
+        f"mixer_ref.load_pretrained({workdir!r}) loads it.", step, last_good)
+
+
 def _stop_requested(flag: bool) -> bool:
     """Any process asked to stop (all processes must agree to checkpoint together)."""
     if jax.process_count() == 1:
@@ -188,24 +227,44 @@ def _stop_requested(flag: bool) -> bool:
 
 
 def fit(config: TrainConfig, workdir: str, *, train_data=None, eval_data=None,
-        progress: bool = True) -> tuple[nnx.Module, list[dict[str, Any]]]:
-    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+        progress: bool = True, allow_config_change: bool = False
+        ) -> tuple[nnx.Module, list[dict[str, Any]]]:
+    """Trains ``config`` in ``workdir``, resuming from its latest good checkpoint.
 
     ``train_data``/``eval_data`` (``ArrayDataset``-like) replace the config's dataset.
     Returns the model and the history (the records of ``metrics.jsonl``). On SIGTERM the
     run checkpoints at the next step boundary and returns early; call again to resume.
+
+    One run at a time per workdir (``workdir.WorkdirLock``). A resume whose config differs
+    from the workdir's is refused (``workdir.ConfigMismatch``) unless only logging
+    intervals changed, or ``allow_config_change`` is set and the architecture is the same;
+    the change is then logged in ``metrics.jsonl`` and the previous config kept. A
+    non-finite loss or parameter raises :class:`TrainingDiverged`.
     """
     config = config.validate()
-    mesh = distributed.make_mesh()
-    model_config = get_config(config.model.name)
-    if config.model.pretrained is not None:
-        from mixer_ref.train.checkpointing import read_model_config
+    lock = workdir_lib.WorkdirLock(workdir)
+    if distributed.is_primary():
+        lock.acquire()
+    try:
+        return _fit(config, workdir, train_data, eval_data, progress, allow_config_change)
+    finally:
+        lock.release()
 
-        pretrained = config.model.pretrained
-        model_config = (read_model_config(pretrained)
-                        if os.path.exists(os.path.join(pretrained, "model.json"))
-                        else load_backbone(pretrained).config)
-    image_size = config.model.image_size or model_config.image_size
+
+def _model_config(config: TrainConfig):
+    """The registry config of ``model.name``, or the pretrained checkpoint's."""
+    pretrained = config.model.pretrained
+    if pretrained is None:
+        return get_config(config.model.name)
+    if (workdir_lib.path(pretrained) / workdir_lib.MODEL_FILE).exists():
+        return workdir_lib.read_model_config(pretrained)
+    return load_backbone(pretrained).config
+
+
+def _fit(config, workdir, train_data, eval_data, progress, allow_config_change):
+    changes = workdir_lib.check_resume(workdir, config, allow_config_change)
+    mesh = distributed.make_mesh()
+    image_size = config.model.image_size or _model_config(config).image_size
     if train_data is None:
         train_data = load_dataset(config.data, config.data.train_split, image_size)
     if eval_data is None and config.eval_every:
@@ -216,18 +275,26 @@ def fit(config: TrainConfig, workdir: str, *, train_data=None, eval_data=None,
                          f"number of devices ({mesh.size}).")
 
     model = build_model(config, num_classes, compute_dtype(config.precision))
+    workdir_lib.check_model(workdir, model.config)
     tx = make_optimizer(config.optim, config.num_steps)
     optimizer = nnx.jit(lambda model: nnx.Optimizer(model, tx, wrt=nnx.Param))(model)
     for obj in (model, optimizer):
         nnx.update(obj, distributed.replicate(nnx.state(obj), mesh))
 
     checkpointer = Checkpointer(workdir)
-    write_configs(workdir, config, model.config)
-    start = checkpointer.latest_step() or 0
-    if start:
-        checkpointer.restore(start, model, optimizer)
-        print(f"Resumed from {workdir} at step {start}.")
+    start = checkpointer.restore_latest(model, optimizer)
     writer = metrics.MetricsWriter(workdir)
+    if distributed.is_primary():
+        if changes:
+            kept = workdir_lib.keep_previous_config(workdir, start)
+            writer.write({"kind": "event", "event": "config_change", "step": start,
+                          "changes": {k: {"old": a, "new": b} for k, (a, b) in changes.items()},
+                          "previous_config": kept})
+            print(f"Config changed at step {start}; the previous one is kept as {kept}.",
+                  flush=True)
+        workdir_lib.write_configs(workdir, config, model.config)
+    if start:
+        print(f"Resumed from {workdir} at step {start}.")
     schedule = make_schedule(config.optim, config.num_steps)
     train_step = make_train_step(config, num_classes, mesh)
     sharding = distributed.batch_sharding(mesh)
@@ -237,53 +304,68 @@ def fit(config: TrainConfig, workdir: str, *, train_data=None, eval_data=None,
 
     bar = tqdm(total=config.num_steps, initial=start, desc="train",
                disable=not (progress and distributed.is_primary()))
-    pending, timer, timed_steps = [], None, 0
-    with _StopOnSigterm() as stop:
-        for step in range(start, config.num_steps):
-            model.train()
-            indices = pipeline.global_batch_indices(len(train_data.labels), config.batch_size,
-                                                    config.seed, step)
-            batch = pipeline.global_batch(arrays, indices, sharding)
-            pending.append(train_step(model, optimizer, batch["images"], batch["labels"],
-                                      np.int32(step)))
-            done = step + 1
-            bar.update(1)
-            if timer is None:  # start timing after the first (compiling) step
-                jax.block_until_ready(pending)
-                timer, timed_steps = time.perf_counter(), 0
-            else:
-                timed_steps += 1
-            last = done == config.num_steps
-            logging = done % config.log_every == 0 or last
-            evaluating = bool(eval_data is not None and config.eval_every
-                              and (done % config.eval_every == 0 or last))
-            if logging:
-                means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
-                rate = (timed_steps * config.batch_size / (time.perf_counter() - timer)
-                        if timed_steps else None)
-                writer.write({"kind": "train", "step": done, **means,
-                              "lr": float(schedule(step)), "images_per_sec": rate,
-                              "mfu": rate * image_flops / peak if rate and peak else None})
-                bar.set_postfix(loss=f"{means['loss']:.3f}", acc=f"{means['accuracy']:.3f}")
-                pending = []
-                stopping = _stop_requested(stop.requested)
-            else:
-                stopping = stop.requested and jax.process_count() == 1
-            if evaluating:
-                result = _evaluate(model, eval_data, config.eval_batch_size, mesh)
-                writer.write({"kind": "eval", "step": done, **result})
-            saving = done % config.checkpoint_every == 0 or last or stopping
-            if saving:
-                checkpointer.save(done, model, optimizer)
-            if logging or evaluating or saving:  # images/s counts training steps only
-                timer, timed_steps = time.perf_counter(), 0
-            if stopping:
-                if distributed.is_primary():
-                    print(f"\nSIGTERM: saved a checkpoint at step {done} in {workdir}; "
-                          "run the same command again to resume.", flush=True)
-                break
-    bar.close()
-    checkpointer.close()
+    pending, unchecked, timer, timed_steps = [], [], None, 0
+    try:
+        with _StopOnSigterm() as stop:
+            for step in range(start, config.num_steps):
+                model.train()
+                indices = pipeline.global_batch_indices(len(train_data.labels),
+                                                        config.batch_size, config.seed, step)
+                batch = pipeline.global_batch(arrays, indices, sharding)
+                result = train_step(model, optimizer, batch["images"], batch["labels"],
+                                    np.int32(step))
+                pending.append(result)
+                unchecked.append((step + 1, result))
+                done = step + 1
+                bar.update(1)
+                if timer is None:  # start timing after the first (compiling) step
+                    jax.block_until_ready(pending)
+                    timer, timed_steps = time.perf_counter(), 0
+                else:
+                    timed_steps += 1
+                last = done == config.num_steps
+                logging = done % config.log_every == 0 or last
+                evaluating = bool(eval_data is not None and config.eval_every
+                                  and (done % config.eval_every == 0 or last))
+                stopping = (_stop_requested(stop.requested) if logging
+                            else stop.requested and jax.process_count() == 1)
+                saving = (done % config.checkpoint_every == 0 or last or stopping
+                          or evaluating)
+                if logging or evaluating or saving:
+                    bad = _first_non_finite(unchecked, model)
+                    unchecked = []
+                    if bad is not None:
+                        writer.write({"kind": "event", "event": "diverged", "step": bad[0],
+                                      "loss": bad[1] if np.isfinite(bad[1]) else str(bad[1]),
+                                      "last_good_step": checkpointer.latest_step()})
+                        raise _diverged(workdir, bad[0], bad[1], checkpointer.latest_step())
+                if logging:
+                    means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+                    rate = (timed_steps * config.batch_size / (time.perf_counter() - timer)
+                            if timed_steps else None)
+                    writer.write({"kind": "train", "step": done, **means,
+                                  "lr": float(schedule(step)), "images_per_sec": rate,
+                                  "mfu": rate * image_flops / peak if rate and peak else None})
+                    bar.set_postfix(loss=f"{means['loss']:.3f}",
+                                    acc=f"{means['accuracy']:.3f}")
+                    pending = []
+                result = None
+                if evaluating:
+                    result = _evaluate(model, eval_data, config.eval_batch_size, mesh)
+                    writer.write({"kind": "eval", "step": done, **result})
+                if saving:
+                    checkpointer.save(done, model, optimizer, result)
+                if logging or evaluating or saving:  # images/s counts training steps only
+                    timer, timed_steps = time.perf_counter(), 0
+                if stopping:
+                    if distributed.is_primary():
+                        print(f"\nSIGTERM: saved a checkpoint at step {done} in {workdir}; "
+                              "run the same command again to resume.", flush=True)
+                    break
+    finally:
+        bar.close()
+        checkpointer.close()
     model.eval()
-    history = metrics.read_metrics(workdir) if os.path.exists(writer.path) else []
+    history = (metrics.read_metrics(workdir)
+               if (workdir_lib.path(workdir) / metrics.METRICS_FILE).exists() else [])
     return model, history

@@ -8,6 +8,10 @@ MFU = achieved training FLOP/s ÷ peak FLOP/s of the devices. Peaks are dense bf
 from the vendors' data sheets for known accelerators (:data:`PEAK_FLOPS`); on a CPU the
 peak is measured (a float32 matmul of the whole machine, so on virtual CPU devices the MFU
 is relative to the machine, not to each device).
+
+``metrics.jsonl`` is replaced whole at each write (``workdir.write_atomic``), so it also
+works on GCS, where objects cannot be appended to. A last line cut short by an older
+writer (a kill mid-append) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import functools
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from mixer_ref.train import workdir as workdir_lib
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -64,25 +71,48 @@ def peak_flops() -> float | None:
 
 
 class MetricsWriter:
-    """Appends one JSON record per line to ``workdir/metrics.jsonl`` (process 0 only)."""
+    """Adds one JSON record per line to ``workdir/metrics.jsonl`` (process 0 only).
+
+    Each :meth:`write` replaces the file whole with the old lines plus the new one.
+    """
 
     def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, METRICS_FILE)
+        self.path = workdir_lib.path(workdir) / METRICS_FILE
         self.enabled = jax.process_index() == 0
+        self.lines: list[str] = []
         if self.enabled:
-            os.makedirs(workdir, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self.lines = [json.dumps(r) + "\n" for r in _parse(self.path)]
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            self.lines.append(json.dumps(record) + "\n")
+            workdir_lib.write_atomic(self.path, "".join(self.lines))
+
+
+def _parse(file) -> list[dict[str, Any]]:
+    """The records of ``file``; a torn last line is skipped with a warning."""
+    lines = [line for line in file.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if number < len(lines):
+                raise ValueError(f"{file}, line {number}, is not a JSON record: "
+                                 f"{line[:80]!r}. Expected one JSON object per line; "
+                                 "delete or fix that line.") from None
+            warnings.warn(f"Skipping the last line of {file}, cut short by an interrupted "
+                          f"write: {line[:80]!r}.", stacklevel=3)
+    return records
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``; after a resume, the latest record per (kind, step)."""
-    with open(os.path.join(workdir, METRICS_FILE)) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    latest = {(r["kind"], r["step"]): r for r in records}  # keeps first-seen order
+    """The records of ``metrics.jsonl``; after a resume, the latest record per (kind, step)
+    (and event name, for ``kind == "event"`` records)."""
+    records = _parse(workdir_lib.path(workdir) / METRICS_FILE)
+    latest = {(r["kind"], r["step"], r.get("event")): r for r in records}  # first-seen order
     return list(latest.values())
 
 
@@ -93,8 +123,8 @@ def plot_history(workdir_or_records, axes=None):
     """
     import matplotlib.pyplot as plt
 
-    records = (read_metrics(workdir_or_records) if isinstance(workdir_or_records, str)
-               else workdir_or_records)
+    records = (read_metrics(workdir_or_records)
+               if isinstance(workdir_or_records, str | os.PathLike) else workdir_or_records)
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(13, 3.5), constrained_layout=True)
     for kind, style in (("train", "-"), ("eval", "o-")):
