@@ -7,7 +7,8 @@ Each exercise is a folder ``exercises/NN_name/`` holding the master notebook
 ``NN_name.ipynb`` (solutions, public and hidden tests) and ``mutants/``. otter assign runs
 in a staging copy next to ``grading_support.py``, so the helper module has one source and is
 copied into both outputs. ``student/`` is committed; ``autograder/`` (with the zip that
-``grade.py`` uses) is a build output.
+``grade.py`` uses) is a build output. The build is reproducible: run twice on the same
+masters it writes the same bytes (cell ids are numbered, not random).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import nbformat
 
 HERE = Path(__file__).resolve().parent
 SUPPORT = HERE / "grading_support.py"
@@ -46,11 +49,23 @@ def build(exercise: Path, out: Path, *, run_tests: bool = True) -> Path:
         if done.returncode:
             raise RuntimeError(f"otter assign failed for {exercise.name}:\n{done.stdout}\n"
                                f"{done.stderr}")
+        for part in ("student", "autograder"):
+            for notebook in (stage / "dist" / part).glob("*.ipynb"):
+                stable_cell_ids(notebook)
         out.mkdir(parents=True, exist_ok=True)
         for part in ("student", "autograder"):
             shutil.rmtree(out / part, ignore_errors=True)
             shutil.copytree(stage / "dist" / part, out / part)
     return out
+
+
+def stable_cell_ids(path: Path) -> None:
+    """Numbers the cells ``cell-00``, ``cell-01``, ...: otter assign gives the cells it adds
+    random ids, so without this every build would rewrite the committed notebooks."""
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"
+    nbformat.write(nb, path)
 
 
 def autograder_zip(folder: Path) -> Path:

@@ -1,14 +1,17 @@
-"""Grades exercise notebooks with `otter run` (no Docker), one subprocess per submission.
+"""Grades exercise notebooks in a sandbox, one fresh process per submission.
 
-    python exercises/grade.py my_notebook.ipynb            # one notebook, with feedback
-    python exercises/grade.py submissions/ --timeout 300   # a class: table + submissions/grades.csv
+    python exercises/grade.py my_notebook.ipynb                     # one notebook, with feedback
+    python exercises/grade.py submissions/ --csv submissions/grades.csv   # a class
 
 Each notebook is matched to its exercise by the assignment name that otter stores in the
 notebook's metadata (``otter.assignment_name``), or else by its file name (``01_...``), and
-graded against ``exercises/<name>/autograder/*.zip`` (built by `make exercises`). A
-notebook that crashes, runs past the time limit, or is not a notebook at all gets 0 points
-and a status saying why; the batch goes on. Grading runs in the current Python environment,
-which must have ``mixer_ref`` installed (the repository's .venv has).
+graded against the tests of ``exercises/<name>/autograder/*.zip`` (built by `make exercises`)
+with ``runner.py``: the notebook's code runs in a sandbox that cannot reach ``mixer_ref``,
+the tests or the other submissions, and the tests and scores stay in this process. A
+notebook that crashes, runs past the time limit, or is not a notebook at all gets the
+points of the questions graded before that (or 0) and a status saying why; the batch goes
+on. Grading needs the course environment (``mixer_ref`` installed, as in the repository's
+.venv). A CSV is written only where ``--csv`` says.
 """
 
 from __future__ import annotations
@@ -17,20 +20,22 @@ import argparse
 import concurrent.futures
 import csv
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runner import Autograder, Zygote, grade_submission  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
 @dataclass
 class Grade:
+    """One notebook's grade: scores and points per question, status, feedback, time."""
+
     path: Path
     assignment: str = "?"
     scores: dict[str, float] = field(default_factory=dict)
@@ -74,21 +79,9 @@ def autograder_zip(root: Path, name: str) -> Path | None:
     return zips[-1] if zips else None
 
 
-def question_points(zip_path: Path) -> dict[str, float]:
-    """Each question's points, read from the autograder's tests (for zero grades)."""
-    import zipfile
-
-    points = {}
-    with zipfile.ZipFile(zip_path) as z:
-        for info in sorted(z.namelist()):
-            if info.startswith("tests/") and info.endswith(".py"):
-                env: dict = {}
-                exec(compile(z.read(info).decode(), info, "exec"), env)
-                points[env["name"]] = float(env.get("points") or 0)
-    return points
-
-
-def grade_one(path: Path, root: Path, names: list[str], timeout: float) -> Grade:
+def grade_one(path: Path, root: Path, names: list[str], timeout: float, zygote: Zygote,
+              memory_mb: int = 2048, cache: dict | None = None) -> Grade:
+    """Grades one notebook against its exercise's autograder."""
     grade = Grade(path)
     name = assignment_of(path, names)
     if name is None:
@@ -99,40 +92,15 @@ def grade_one(path: Path, root: Path, names: list[str], timeout: float) -> Grade
     if zip_path is None:
         grade.status = f"no autograder for {name}; run `make exercises`"
         return grade
-    grade.possible = question_points(zip_path)
-    grade.scores = dict.fromkeys(grade.possible, 0.0)
+    cache = {} if cache is None else cache
+    if zip_path not in cache:
+        cache[zip_path] = Autograder(zip_path)
     start = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        # otter checks the assignment name in the notebook's metadata; give it a clean copy
-        # under the exercise's own name so file names like "alice.ipynb" work too.
-        submission = Path(tmp) / f"{name}.ipynb"
-        submission.write_bytes(path.read_bytes())
-        command = [sys.executable, "-m", "otter", "run", "-a", str(zip_path), "-o", tmp,
-                   "--no-logo", str(submission)]
-        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        try:
-            output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # otter, its kernel and anything they started
-            proc.communicate()
-            grade.status = f"timed out after {timeout:g} s: graded 0"
-            grade.seconds = time.monotonic() - start
-            return grade
-        grade.seconds = time.monotonic() - start
-        results = Path(tmp) / "results.json"
-        if proc.returncode or not results.exists():
-            last = output.strip().splitlines()[-1:] or ["no output"]
-            grade.status = f"grader error: {last[0][:200]}"
-            return grade
-        data = json.loads(results.read_text())
-    notes = []
-    for test in data.get("tests", []):
-        question = test["name"].split(" - ")[0]
-        grade.scores[question] = grade.scores.get(question, 0.0) + float(test.get("score", 0))
-        if float(test.get("score", 0)) < float(test.get("max_score", 0)):
-            notes.append(f"{test['name']}:\n{test.get('output', '').strip()}")
-    grade.feedback = "\n\n".join(notes)
+    result = grade_submission(path, cache[zip_path], zygote, autograder_path=zip_path,
+                              timeout=timeout, memory_mb=memory_mb)
+    grade.seconds = time.monotonic() - start
+    grade.scores, grade.possible, grade.status = result.scores, result.possible, result.status
+    grade.feedback = "\n".join(result.feedback)
     return grade
 
 
@@ -176,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed per notebook (default 300)")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at once")
     parser.add_argument("--csv", type=Path,
-                        help="where to write the grades (default: FOLDER/grades.csv for one "
-                        "folder, else ./grades.csv)")
+                        help="write the grades to this CSV file (default: no file)")
+    parser.add_argument("--memory", type=int, default=2048,
+                        help="MiB of memory each notebook may allocate (default 2048)")
     parser.add_argument("--exercises", type=Path, default=HERE,
                         help="folder holding NN_name/autograder/*.zip (default: this folder)")
     parser.add_argument("--feedback", action="store_true",
@@ -188,20 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         parser.error("no .ipynb files found")
     names = exercise_names(args.exercises)
-    with concurrent.futures.ThreadPoolExecutor(max(args.jobs, 1)) as pool:
-        grades = list(pool.map(lambda p: grade_one(p, args.exercises, names, args.timeout),
-                               paths))
+    zygote, cache = Zygote(), {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max(args.jobs, 1)) as pool:
+            grades = list(pool.map(
+                lambda p: grade_one(p, args.exercises, names, args.timeout, zygote,
+                                    args.memory, cache), paths))
+    finally:
+        zygote.close()
     print_table(grades)
     if args.feedback or len(paths) == 1:
         for g in grades:
             if g.feedback:
                 print(f"\n=== {g.path.name}: failing tests\n{g.feedback}")
-    out = args.csv
-    if out is None:
-        single_dir = len(args.submissions) == 1 and args.submissions[0].is_dir()
-        out = args.submissions[0] / "grades.csv" if single_dir else Path("grades.csv")
-    write_csv(grades, out)
-    print(f"\ngrades written to {out}")
+    if args.csv:
+        write_csv(grades, args.csv)
+        print(f"\ngrades written to {args.csv}")
     return 0
 
 

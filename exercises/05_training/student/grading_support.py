@@ -17,9 +17,9 @@ import numpy as np
 
 FORBIDDEN = "calling mixer_ref here is not allowed; implement it yourself"
 
-# Names that only read or validate configurations: the learner may use them.
-ALLOWED = {"get_config", "list_models", "canonical_name", "validate_config", "check_images",
-           "get_profile"}
+# In the notebook, no_mixer_ref() disables all of mixer_ref during a learner call; when
+# grading, mixer_ref cannot even be imported where the learner's code runs (runner.py).
+ALLOWED: set[str] = set()  # nothing of mixer_ref may run inside a graded call
 METHODS = ("__init__", "__call__", "forward")
 MODULES = ("mixer_ref", "mixer_ref.configs", "mixer_ref.models", "mixer_ref.folding",
            "mixer_ref.surgery", "mixer_ref.flops", "mixer_ref.interop", "mixer_ref.checkpoints",
@@ -53,7 +53,8 @@ def no_mixer_ref() -> Iterator[None]:
     """
     undo = []
     try:
-        for module_name in MODULES:
+        loaded = [n for n in sys.modules if n.split(".")[0] == "mixer_ref"]
+        for module_name in dict.fromkeys([*MODULES, *loaded]):
             module = sys.modules.get(module_name) or importlib.import_module(module_name)
             for name, obj in list(vars(module).items()):
                 if name.startswith("_") or name in ALLOWED:
@@ -81,34 +82,170 @@ def no_mixer_ref() -> Iterator[None]:
             setattr(obj, attr, value)
 
 
+def _is_remote(fn) -> bool:
+    """True for a learner's object that lives in the grader's sandbox (exercises/runner.py)."""
+    return hasattr(type(fn), "_learner_call")
+
+
+def _snapshot(value):
+    """A deep copy of the arrays and tensors in ``value`` (nested in lists, tuples, dicts)."""
+    if hasattr(value, "detach") and hasattr(value, "clone"):
+        return ("tensor", value.detach().clone())
+    if isinstance(value, np.ndarray):
+        return ("array", value.copy())
+    if isinstance(value, list | tuple):
+        return ("seq", [_snapshot(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", {k: _snapshot(v) for k, v in value.items()})
+    return ("other", None)
+
+
+def _unchanged(before, value) -> bool:
+    kind, saved = before
+    if kind == "tensor":
+        import torch
+
+        return tuple(value.shape) == tuple(saved.shape) and torch.allclose(
+            value.detach(), saved, rtol=0, atol=0, equal_nan=True)
+    if kind == "array":
+        return value.shape == saved.shape and np.array_equal(value, saved, equal_nan=True)
+    if kind == "seq":
+        return len(value) == len(saved) and all(
+            _unchanged(b, v) for b, v in zip(saved, value, strict=False))
+    if kind == "dict":
+        return set(value) == set(saved) and all(_unchanged(saved[k], value[k]) for k in saved)
+    return True
+
+
+CHANGED_INPUT = ("changed its input in place (for example `x -= ...` or `.mul_()` on an "
+                 "argument); leave the inputs as they are and compute new arrays instead")
+
+
+def _learner_failure(err: BaseException, what: str) -> AssertionError:
+    """An AssertionError in words for an exception raised by the learner's code."""
+    if type(err).__name__ == "InputChanged":
+        return AssertionError(f"{what} {CHANGED_INPUT}.")
+    name = getattr(err, "type_name", type(err).__name__)
+    message = getattr(err, "message", str(err))
+    if FORBIDDEN in message:
+        return AssertionError(f"{what} called mixer_ref ({message}). Write it with NumPy, "
+                              "JAX or PyTorch operations instead.")
+    return AssertionError(f"{what} raised {name}: {message}")
+
+
 def call_learner(fn, *args, what: str, **kwargs):
-    """Calls the learner's ``fn`` with mixer_ref disabled; explains any exception."""
+    """Calls the learner's ``fn`` with mixer_ref disabled; explains any exception.
+
+    When grading, ``fn`` lives in a sandbox that cannot import mixer_ref at all; in the
+    learner's own notebook every mixer_ref function and model raises instead. Either way an
+    argument changed in place fails the call.
+    """
     if fn is None:
         raise AssertionError(f"{what}: the name is not defined; run the cell that defines it.")
     try:
+        if _is_remote(fn):
+            return fn._learner_call(args, kwargs)
+        before = _snapshot((args, kwargs))
         with no_mixer_ref():
-            return fn(*args, **kwargs)
-    except RuntimeError as err:
-        if FORBIDDEN in str(err):
-            raise AssertionError(f"{what} called mixer_ref ({err}). Write it with NumPy, "
-                                 "JAX or PyTorch operations instead.") from None
-        raise AssertionError(f"{what} raised {type(err).__name__}: {err}") from None
+            out = fn(*args, **kwargs)
+        if not _unchanged(before, (args, kwargs)):
+            raise AssertionError(f"{what} {CHANGED_INPUT}.")
+        return out
+    except AssertionError:
+        raise
+    except KeyboardInterrupt:
+        raise
     except Exception as err:  # the learner's bug, reported in words
-        raise AssertionError(f"{what} raised {type(err).__name__}: {err}") from None
+        raise _learner_failure(err, what) from None
+    except BaseException as err:  # SystemExit and friends from the learner's code
+        if type(err).__name__ == "SandboxGone":
+            raise
+        raise _learner_failure(err, what) from None
 
 
-def expect_raises(fn, *args, error=ValueError, what: str, why: str):
-    """Asserts that the learner's ``fn(*args)`` raises ``error``."""
+def expect_raises(fn, *args, error=ValueError, what: str, why: str) -> str:
+    """Asserts that the learner's ``fn(*args)`` raises ``error``; returns its message."""
     try:
-        with no_mixer_ref():
-            fn(*args)
-    except error:
-        return
-    except Exception as err:
-        raise AssertionError(f"{what} raised {type(err).__name__}: {err}; expected a "
-                             f"{error.__name__} because {why}.") from None
+        if _is_remote(fn):
+            fn._learner_call(args, {})
+        else:
+            with no_mixer_ref():
+                fn(*args)
+    except error as err:
+        return str(err)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:
+        if type(err).__name__ == "SandboxGone":
+            raise
+        if error.__name__ in getattr(err, "mro", ()):
+            return err.message
+        failure = _learner_failure(err, what)
+        raise AssertionError(f"{failure}; expected a {error.__name__} because {why}.") from None
     raise AssertionError(f"{what} returned without an error; expected a {error.__name__} "
                          f"because {why}.")
+
+
+def in_learner_space(expr: str, like, source: str = "", **names):
+    """Evaluates ``expr`` where the learner's code runs (its sandbox when grading).
+
+    Use it for objects that the learner's code must call itself, such as an optax
+    optimizer or a model function that ``jax.grad`` traces: ``names`` (data or the learner's
+    own objects) and ``jax``, ``jnp``, ``np``, ``optax``, ``torch`` are in scope, and
+    ``source`` (statements, e.g. a ``def``) runs first.
+    """
+    if _is_remote(like):
+        return like._learner_eval(expr, source, **names)
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import torch
+
+    namespace = {"jax": jax, "jnp": jnp, "np": np, "optax": optax, "torch": torch, **names}
+    if source:
+        exec(compile(source, "<grader>", "exec"), namespace)
+    return eval(compile(expr, "<grader>", "eval"), namespace)
+
+
+def _library_file(filename: str) -> bool:
+    return (filename.startswith(("<frozen", sys.prefix, sys.base_prefix, sys.exec_prefix))
+            or filename == __file__)
+
+
+def learner_lines(fn, *args, what: str) -> int:
+    """How many lines of the learner's own code one call executes (loops make it grow)."""
+    if _is_remote(fn):
+        try:
+            _, lines, kept = fn._learner_call(args, {}, count_lines=True)
+        except BaseException as err:
+            if type(err).__name__ == "SandboxGone" or isinstance(err, KeyboardInterrupt):
+                raise
+            raise _learner_failure(err, what) from None
+    else:
+        count = [0]
+
+        def local(frame, event, arg):
+            if event == "line":
+                count[0] += 1
+            return local
+
+        def outer(frame, event, arg):
+            return None if _library_file(frame.f_code.co_filename) else local
+
+        sys.settrace(outer)
+        try:
+            with no_mixer_ref():
+                fn(*args)
+        except Exception as err:
+            raise _learner_failure(err, what) from None
+        finally:
+            kept = sys.gettrace() is outer
+            sys.settrace(None)
+        lines = count[0]
+    if not kept:
+        raise AssertionError(f"{what} switched off Python's line tracing, which the grader "
+                             "uses to check for loops.")
+    return lines
 
 
 def as_numpy(x) -> np.ndarray:

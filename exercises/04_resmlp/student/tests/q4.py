@@ -21,7 +21,7 @@ def test_matches_mixer_ref_fold_affine(fold_affine_into_linear):
     args = [t.detach().clone() for t in (block.norm2.alpha, block.norm2.beta, block.mlp.fc1.weight, block.mlp.fc1.bias)]
     call = 'fold_affine_into_linear(norm2.alpha, norm2.beta, fc1.weight, fc1.bias)'
     got = call_learner(fold_affine_into_linear, *args, what=call)
-    assert isinstance(got, tuple) and len(got) == 2, f'{call} returned {type(got).__name__}; expected a pair (weight, bias).'
+    assert isinstance(got, tuple | list) and len(got) == 2, f'{call} returned {type(got).__name__}; expected a pair (weight, bias).'
     expect_close(got[0], want.weight, f'{call}[0], the weight', atol=1e-05, meaning='(out, in) = (256, 64)', hint='alpha scales the inputs, i.e. the columns of the (out, in) weight.')
     expect_close(got[1], want.bias, f'{call}[1], the bias', atol=1e-05, meaning='(out,)', hint='beta passes through the weight: weight @ beta + bias.')
 

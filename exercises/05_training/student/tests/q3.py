@@ -20,7 +20,7 @@ def test_matches_expand_token_mixing(block_diagonal_token_mixing):
     want = flax_params(expand_token_mixing(model, 4))['blocks'][0]['token_mixing']['fc1']
     call = 'block_diagonal_token_mixing(w1, b1, k=2) with S=4 (a 2×2 grid), D_S=3'
     got = call_learner(block_diagonal_token_mixing, fc1['kernel'], fc1['bias'], 2, what=call)
-    if not (isinstance(got, tuple) and len(got) == 2):
+    if not (isinstance(got, tuple | list) and len(got) == 2):
         raise AssertionError(f'{call} returned {type(got).__name__} {str(got)[:60]}; expected a pair (w1_new, b1_new).')
     expect_close(got[0], want['kernel'], f'{call}: w1_new', atol=1e-06, meaning='(K²S, K²D_S)', hint='Tile (a, b) is the tokens (a·2 + i, b·2 + j) of the 4×4 grid, in row-major order; it maps to hidden block a·K + b.')
     expect_close(got[1], want['bias'], f'{call}: b1_new', atol=1e-06, meaning='(K²D_S,)', hint="Every tile's block of hidden units gets a copy of b1.")
