@@ -82,11 +82,8 @@ def test_exercise_setup_installs_otter_and_fetches_the_tests(report):
 
 
 def test_exercise_grader_passes_a_correct_answer(report):
+    # Without PyTorch too: no_mixer_ref() switches off what of mixer_ref can be imported.
     check = report["exercise"]["check_output"]
-    if not report["torch"] and "No module named 'torch" in check:
-        pytest.skip("grader.check ran but needs PyTorch, which the emulated Colab lacks: "
-                    "exercises/grading_support.py's no_mixer_ref() imports mixer_ref.torch "
-                    "for every question")
     assert "All test cases passed" in check, check
 
 

@@ -39,6 +39,17 @@ def _raiser(name: str):
     return namespace["_forbidden"]
 
 
+def _import(name: str):
+    """The module ``name``, or None when it needs PyTorch and PyTorch is not installed (then
+    the learner's code cannot call it either, so there is nothing to switch off)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name == "torch":
+            return None
+        raise
+
+
 def _is_config_class(obj) -> bool:
     return getattr(obj, "__dataclass_fields__", None) is not None
 
@@ -55,7 +66,9 @@ def no_mixer_ref() -> Iterator[None]:
     try:
         loaded = [n for n in sys.modules if n.split(".")[0] == "mixer_ref"]
         for module_name in dict.fromkeys([*MODULES, *loaded]):
-            module = sys.modules.get(module_name) or importlib.import_module(module_name)
+            module = sys.modules.get(module_name) or _import(module_name)
+            if module is None:
+                continue
             for name, obj in list(vars(module).items()):
                 if name.startswith("_") or name in ALLOWED:
                     continue
