@@ -4,8 +4,14 @@ The Mixer paper measures its models against BiT ResNets (Kolesnikov et al., 2020
 (pre-activation) with GroupNorm in place of BatchNorm, so that nothing depends on the batch.
 :class:`ResNetTiny` is that design at course size, without BiT's weight standardisation:
 
-    stem 3×3 conv → one residual block per stage (the first stage at full resolution, each
-    later one halving it) → GroupNorm → ReLU → mean over positions → linear head.
+    stem 3×3 conv with stride ``stem_stride`` → one residual block per stage (the first
+    stage at the stem's resolution, each later one halving it) → GroupNorm → ReLU → mean
+    over positions → linear head.
+
+BiT's root block shrinks the image 4× before the first stage (a 7×7 conv with stride 2, then
+a 3×3 max-pool with stride 2). At 28 or 32 pixels the course keeps more resolution: the
+stem has stride 1 by default, and ``stem_stride=2`` starts the first stage at half the
+resolution, which divides the FLOPs by about four and leaves the parameters unchanged.
 
 Like the Mixer, it maps float NHWC images to logits, starts from a zero head, and trains
 with ``mixer_ref.train.make_train_step`` and ``evaluate`` unchanged.
@@ -57,17 +63,20 @@ class ResidualBlock(nnx.Module):
 
 
 class ResNetTiny(nnx.Module):
-    """A ResNet v2 with one residual block per stage of width ``widths[i]``."""
+    """A ResNet v2 with one residual block per stage of width ``widths[i]``, after a 3×3
+    stem of stride ``stem_stride``."""
 
     def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64), *,
-                 dtype=None, rngs: nnx.Rngs):
+                 stem_stride: int = 1, dtype=None, rngs: nnx.Rngs):
         bad = [w for w in widths if w % NUM_GROUPS]
         if not widths or bad:
             raise ValueError(f"widths must be multiples of {NUM_GROUPS} (GroupNorm groups), "
                              f"got {tuple(widths)}.")
-        self.widths = tuple(widths)
-        self.stem = nnx.Conv(IN_CHANNELS, widths[0], (3, 3), use_bias=False,
-                             kernel_init=he_normal, dtype=dtype, rngs=rngs)
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}.")
+        self.widths, self.stem_stride = tuple(widths), stem_stride
+        self.stem = nnx.Conv(IN_CHANNELS, widths[0], (3, 3), strides=stem_stride,
+                             use_bias=False, kernel_init=he_normal, dtype=dtype, rngs=rngs)
         dims = (widths[0], *widths)
         self.stages = nnx.List([
             ResidualBlock(dims[i], dims[i + 1], 1 if i == 0 else 2, dtype=dtype, rngs=rngs)

@@ -47,9 +47,12 @@ class Learner:
                              f" make={self.make!r}.")
 
 
-def cnn(widths: tuple[int, ...] = (16, 32, 64), label: str = "CNN") -> Learner:
-    """The ResNetTiny baseline with stage ``widths``, as a :class:`Learner`."""
-    return Learner(label, make=functools.partial(ResNetTiny, widths=tuple(widths)))
+def cnn(widths: tuple[int, ...] = (16, 32, 64), label: str = "CNN",
+        stem_stride: int = 1) -> Learner:
+    """The ResNetTiny baseline with stage ``widths`` and a stem of stride ``stem_stride``,
+    as a :class:`Learner`."""
+    return Learner(label, make=functools.partial(ResNetTiny, widths=tuple(widths),
+                                                 stem_stride=stem_stride))
 
 
 def class_subset(dataset: ArrayDataset, classes: Sequence[int]) -> ArrayDataset:

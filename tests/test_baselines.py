@@ -27,6 +27,24 @@ def test_each_later_stage_halves_the_resolution_and_the_head_maps_to_classes():
     assert model(jnp.zeros((2, 64, 64, 3))).shape == (2, 10)  # any size: global pooling
 
 
+def test_a_stride_2_stem_halves_every_stage_and_keeps_the_parameters():
+    full = ResNetTiny(10, (8, 16, 32), rngs=nnx.Rngs(0))
+    half = ResNetTiny(10, (8, 16, 32), stem_stride=2, rngs=nnx.Rngs(0))
+    x = half.stem(jnp.zeros((2, 28, 28, 3)))
+    sizes = []
+    for stage in half.stages:
+        x = stage(x)
+        sizes.append(x.shape[1:])
+    assert sizes == [(14, 14, 8), (7, 7, 16), (4, 4, 32)]  # "SAME" padding rounds up
+    assert num_params(half) == num_params(full)
+    # Same weights, so the stride-2 stem is the stride-1 stem sampled at every other pixel:
+    # "SAME" pads a 28-pixel side by 0 before and 1 after, so output i is centred on 2i + 1.
+    images = jax.random.normal(jax.random.key(0), (2, 28, 28, 3))
+    np.testing.assert_allclose(half.stem(images), full.stem(images)[:, 1::2, 1::2], atol=1e-5)
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2, got 4"):
+        ResNetTiny(10, stem_stride=4, rngs=nnx.Rngs(0))
+
+
 def test_parameter_count_follows_the_widths():
     # stem 27·8; stage 1: 2 GN(8) + 2·9·8·8; stage 2: GN(8) + 9·8·16 + GN(16) + 9·16·16 +
     # 8·16 shortcut; stage 3 likewise 16 → 32; final GN(32); head 32·10 + 10.

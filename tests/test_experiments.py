@@ -68,7 +68,8 @@ def test_a_learner_is_a_registry_model_or_a_constructor():
         experiments.Learner("x")
     with pytest.raises(ValueError, match="exactly one of name="):
         experiments.Learner("x", name="mixer_tiny", make=ResNetTiny)
-    assert experiments.cnn((8, 16)).make.keywords == {"widths": (8, 16)}
+    assert experiments.cnn((8, 16)).make.keywords == {"widths": (8, 16), "stem_stride": 1}
+    assert experiments.cnn((8,), stem_stride=2).make.keywords["stem_stride"] == 2
 
 
 # --- training --------------------------------------------------------------------------------
