@@ -100,6 +100,19 @@ def test_the_papers_recipes():
         recipes.get_recipe(name).validate()
 
 
+def test_the_sweep_recipe_is_the_chapter_recipe_without_augmentation():
+    """Chapter 05's sweep recipe changes only augmentation, learning rate and budget."""
+    base, sweep = (recipes.get_recipe(n) for n in ("fashion_mnist_mixer", "fashion_mnist_sweep"))
+    assert sweep.augment == recipes.AugmentSpec()  # every augmentation off
+    assert (sweep.optim.learning_rate, sweep.num_steps, sweep.batch_size) == (1e-2, 4000, 128)
+    same = dataclasses.replace(sweep, augment=base.augment, optim=base.optim,
+                               num_steps=base.num_steps, log_every=base.log_every,
+                               eval_every=base.eval_every,
+                               checkpoint_every=base.checkpoint_every)
+    assert same == base
+    assert dataclasses.replace(sweep.optim, learning_rate=base.optim.learning_rate) == base.optim
+
+
 def test_overrides_are_typed_and_nested():
     config = recipes.apply_overrides(recipes.get_recipe("smoke"), [
         "optim.learning_rate=3e-3", "num_steps=50", "augment.flip=true",
