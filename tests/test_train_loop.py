@@ -98,3 +98,10 @@ def test_read_metrics_keeps_the_last_record_of_a_repeated_step(tmp_path):
     lines = [{"kind": "train", "step": 5, "loss": 2.0}, {"kind": "train", "step": 5, "loss": 1.0}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert read_metrics(str(tmp_path)) == [lines[1]]
+
+
+def test_read_metrics_says_why_a_workdir_has_no_metrics(tmp_path):
+    with pytest.raises(FileNotFoundError, match="logged nothing: it stopped before"):
+        read_metrics(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        read_metrics(str(tmp_path / "missing"))

@@ -111,7 +111,14 @@ def _parse(file) -> list[dict[str, Any]]:
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl``; after a resume, the latest record per (kind, step)
     (and event name, for ``kind == "event"`` records)."""
-    records = _parse(workdir_lib.path(workdir) / METRICS_FILE)
+    file = workdir_lib.path(workdir) / METRICS_FILE
+    if not file.exists():
+        found = ("the folder exists, but the run logged nothing: it stopped before its "
+                 "first `log_every` steps, or never started"
+                 if file.parent.exists() else "there is no such folder")
+        raise FileNotFoundError(f"{workdir}: expected a training workdir with {METRICS_FILE}, "
+                                f"but {found}.")
+    records = _parse(file)
     latest = {(r["kind"], r["step"], r.get("event")): r for r in records}  # first-seen order
     return list(latest.values())
 
