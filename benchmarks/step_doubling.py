@@ -10,7 +10,7 @@ scores them exactly as the sweep does (``experiments.score``): accuracy on the 1
 images and on (up to 10,000 of) the model's own training images. Comparing its table with
 the notebook's says how much accuracy the notebook's budget leaves on the table.
 
-    .venv/bin/python benchmarks/step_doubling.py          # 100%, 8,000 steps: ~25 min idle
+    .venv/bin/python benchmarks/step_doubling.py          # 100%, 8,000 steps: ~23 min idle
     .venv/bin/python benchmarks/step_doubling.py --images 18000 --steps 4000   # 30%: ~12 min
 
 It prints one row per model and writes them as JSON: by default
